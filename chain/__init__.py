@@ -1,0 +1,4 @@
+"""Python <-> chain: compiler, local node, typed contract clients, keys and readers.
+
+Nothing in this package imports ``miner``, ``validator`` or ``renter``.
+"""

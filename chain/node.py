@@ -1,0 +1,205 @@
+"""A local anvil node: start on a free port, wait until it answers, stop cleanly.
+
+anvil comes from the npm package ``@foundry-rs/anvil`` (pinned in ``package.json``); an
+``anvil`` on PATH is used when ``node_modules`` has none. Used by tests (one node per test
+session, ``evm_snapshot``/``evm_revert`` between tests) and by ``latent localnet``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from web3 import Web3
+
+from chain.errors import NodeError
+from chain.paths import NODE_MODULES
+
+#: anvil's default dev mnemonic; its accounts are public knowledge and only for local chains.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def find_anvil() -> str:
+    """Path of the anvil binary: the npm-pinned one, else one on PATH."""
+    for candidate in (
+        NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil",
+        NODE_MODULES / ".bin" / "anvil",
+    ):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise NodeError(
+        "anvil not found: run `npm ci` in the repository (the README's set-up commands do it)"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AnvilNode:
+    """One anvil process on 127.0.0.1.
+
+    ``block_time=None`` mines a block per transaction (fast tests); a number mines on a
+    timer like a real chain. With ``state_path`` the chain is loaded from that file when it
+    exists and dumped into it on stop, so a localnet survives restarts.
+    """
+
+    def __init__(
+        self,
+        *,
+        chain_id: int = 31337,
+        block_time: float | None = None,
+        port: int | None = None,
+        state_path: Path | None = None,
+        accounts: int = 10,
+        balance_eth: int = 10_000,
+        gas_limit: int = 30_000_000,
+        startup_timeout_s: float = 20.0,
+    ) -> None:
+        self.chain_id = chain_id
+        self.block_time = block_time
+        self.port = port
+        self.state_path = state_path
+        self.accounts = accounts
+        self.balance_eth = balance_eth
+        self.gas_limit = gas_limit
+        self.startup_timeout_s = startup_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        if self.port is None:
+            raise NodeError("the node has not been started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        cmd = [
+            find_anvil(),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--chain-id", str(self.chain_id),
+            "--accounts", str(self.accounts),
+            "--balance", str(self.balance_eth),
+            "--mnemonic", DEV_MNEMONIC,
+            "--gas-limit", str(self.gas_limit),
+        ]  # fmt: skip
+        if self.block_time is not None:
+            cmd += ["--block-time", str(self.block_time)]
+        if self.state_path is not None:
+            # --state loads the file if present and dumps into it on exit
+            cmd += ["--state", str(self.state_path)]
+        return cmd
+
+    def start(self) -> AnvilNode:
+        """Start anvil and block until it answers JSON-RPC with the right chain id."""
+        if self.running:
+            return self
+        if self.port is None:
+            self.port = free_port()
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+        self._log_path = log_dir / f"latent-anvil-{self.port}.log"
+        log = self._log_path.open("wb")
+        try:
+            self._proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        except OSError as exc:
+            raise NodeError(f"could not start anvil: {exc}") from None
+        finally:
+            log.close()
+        deadline = time.monotonic() + self.startup_timeout_s
+        w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 2}))
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise NodeError(f"anvil exited at start-up: {self._tail_log()}")
+            try:
+                if w3.eth.chain_id == self.chain_id:
+                    return self
+            except Exception:  # noqa: BLE001 - not listening yet: any transport error
+                time.sleep(0.05)
+        self.stop()
+        raise NodeError(
+            f"anvil did not answer within {self.startup_timeout_s:.0f}s on {self.rpc_url}"
+        )
+
+    def _tail_log(self) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return "(no log)"
+        lines = self._log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(empty log)"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop anvil (SIGINT first, so a state file is dumped), then SIGKILL if it hangs."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+    def web3(self) -> Web3:
+        """A Web3 connected to this node."""
+        return Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 60}))
+
+    def __enter__(self) -> AnvilNode:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    response = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    if "error" in response:
+        raise NodeError(f"{method} failed: {response['error']}")
+    return response["result"]
+
+
+def snapshot(w3: Web3) -> str:
+    """Take an ``evm_snapshot`` of a dev node; pass the id to :func:`revert`."""
+    return str(_rpc(w3, "evm_snapshot", []))
+
+
+def revert(w3: Web3, snapshot_id: str) -> None:
+    """Roll a dev node back to ``snapshot_id`` (the snapshot is consumed)."""
+    if not _rpc(w3, "evm_revert", [snapshot_id]):
+        raise NodeError(f"evm_revert to {snapshot_id} failed")
+
+
+def mine(w3: Web3, blocks: int = 1) -> None:
+    """Mine ``blocks`` empty blocks at once on a dev node."""
+    _rpc(w3, "anvil_mine", [hex(blocks)])
+
+
+def increase_time(w3: Web3, seconds: int) -> None:
+    """Move a dev node's clock forward by ``seconds`` and mine one block."""
+    _rpc(w3, "evm_increaseTime", [int(seconds)])
+    mine(w3, 1)

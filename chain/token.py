@@ -1,0 +1,137 @@
+"""SubnetToken client and ERC-2612 permit signing (EIP-712 typed data via eth-account)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import TxReceipt
+
+from chain.client import Contract
+
+TOKEN_NAME = "Latent Subnet Token"
+ONE = 10**18  # 18 decimals
+
+
+@dataclass(frozen=True)
+class Permit:
+    """A signed ERC-2612 permit, ready to pass to ``permit`` or ``openWithPermit``."""
+
+    owner: str
+    spender: str
+    value: int
+    deadline: int
+    v: int
+    r: bytes
+    s: bytes
+
+
+class SubnetTokenClient(Contract):
+    """Typed access to a deployed SubnetToken."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        super().__init__(w3, "SubnetToken", address)
+
+    def balance_of(self, account: str) -> int:
+        return int(self.call("balanceOf", Web3.to_checksum_address(account)))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(self.call("allowance", owner, spender))
+
+    def total_supply(self) -> int:
+        return int(self.call("totalSupply"))
+
+    def nonces(self, owner: str) -> int:
+        return int(self.call("nonces", owner))
+
+    def mint(self, to: str, amount: int, *, sender: LocalAccount) -> TxReceipt:
+        return self.transact("mint", to, amount, sender=sender)
+
+    def transfer(self, to: str, amount: int, *, sender: LocalAccount) -> TxReceipt:
+        return self.transact("transfer", to, amount, sender=sender)
+
+    def approve(self, spender: str, amount: int, *, sender: LocalAccount) -> TxReceipt:
+        return self.transact("approve", spender, amount, sender=sender)
+
+    def sign_permit(
+        self,
+        owner: LocalAccount,
+        spender: str,
+        value: int,
+        deadline: int,
+        *,
+        nonce: int | None = None,
+    ) -> Permit:
+        """Sign an ERC-2612 permit for this token with the owner's key (off-chain)."""
+        return sign_permit(
+            owner,
+            token=self.address,
+            chain_id=self.w3.eth.chain_id,
+            spender=spender,
+            value=value,
+            deadline=deadline,
+            nonce=self.nonces(owner.address) if nonce is None else nonce,
+        )
+
+    def permit(self, permit: Permit, *, sender: LocalAccount) -> TxReceipt:
+        return self.transact(
+            "permit",
+            permit.owner,
+            permit.spender,
+            permit.value,
+            permit.deadline,
+            permit.v,
+            permit.r,
+            permit.s,
+            sender=sender,
+        )
+
+
+def sign_permit(
+    owner: LocalAccount,
+    *,
+    token: str,
+    chain_id: int,
+    spender: str,
+    value: int,
+    deadline: int,
+    nonce: int,
+    name: str = TOKEN_NAME,
+) -> Permit:
+    """ERC-2612 ``Permit(owner,spender,value,nonce,deadline)`` signed as EIP-712 typed data."""
+    signed = Account.sign_typed_data(
+        owner.key,
+        domain_data={
+            "name": name,
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": Web3.to_checksum_address(token),
+        },
+        message_types={
+            "Permit": [
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ]
+        },
+        message_data={
+            "owner": owner.address,
+            "spender": Web3.to_checksum_address(spender),
+            "value": value,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    )
+    return Permit(
+        owner=owner.address,
+        spender=Web3.to_checksum_address(spender),
+        value=value,
+        deadline=deadline,
+        v=signed.v,
+        r=signed.r.to_bytes(32, "big"),
+        s=signed.s.to_bytes(32, "big"),
+    )

@@ -1,0 +1,1 @@
+"""Deployment: network configs, the deployment plan, idempotent deploys and manifests."""

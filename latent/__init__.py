@@ -1,0 +1,1 @@
+"""The ``latent`` command line: composes each role's commands into one tool."""

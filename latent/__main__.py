@@ -1,0 +1,3 @@
+from latent.cli import main
+
+main()

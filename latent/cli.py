@@ -1,0 +1,306 @@
+"""``latent``: one command for miners, validators, renters and deployers.
+
+Every deliberate failure is a :class:`chain.errors.LatentError`; :func:`main` prints its
+message on one line (``error: ...``) and exits 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chain.errors import LatentError
+
+app = typer.Typer(
+    name="latent",
+    help="Latent: GPU inference subnet settled on an EVM chain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+wallet_app = typer.Typer(help="Coldkeys and hotkeys (encrypted keystores).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (print JSON with --json).", no_args_is_help=True)
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err_console = Console(stderr=True)
+
+NetworkOpt = Annotated[
+    str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
+]
+RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
+KeystoreOpt = Annotated[
+    Path | None, typer.Option("--keystore", help="Keystore file of the signer.")
+]
+WalletOpt = Annotated[
+    str | None, typer.Option("--wallet", help="Wallet name (signs with its coldkey).")
+]
+DevOpt = Annotated[
+    int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+# --------------------------------------------------------------------------- compile
+
+
+@app.command("compile")
+def compile_cmd(
+    force: Annotated[bool, typer.Option("--force", help="Ignore the cache.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compile contracts/ (cached; rebuilt only when sources change)."""
+    from chain.compile import compile_contracts
+
+    arts = compile_contracts(force=force)
+    deployable = {n: a for n, a in arts.items() if a.bytecode not in ("", "0x")}
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    n: {
+                        "source": a.source_path,
+                        "sourceHash": a.source_hash,
+                        "bytecodeBytes": len(a.deployed_bytecode) // 2 - 1,
+                        "compiler": a.compiler_version,
+                    }
+                    for n, a in sorted(deployable.items())
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table("contract", "source", "runtime bytes")
+    for name, art in sorted(deployable.items()):
+        table.add_row(name, art.source_path, str(len(art.deployed_bytecode) // 2 - 1))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+@app.command("deploy")
+def deploy_cmd(
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate gas; send nothing.")] = False,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Deploy the contracts (idempotent) and record them in deploy/deployments/NETWORK.json."""
+    from chain.client import connect
+    from chain.keys import read_address, resolve_account
+    from deploy.deployer import deploy_plan, estimate_plan
+    from deploy.manifest import manifest_path
+    from deploy.networks import get_network
+
+    net = get_network(network, rpc_url=rpc_url)
+    w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)
+    if dry_run:
+        if keystore is not None:
+            sender = read_address(keystore)
+        else:
+            sender = resolve_account(
+                wallet=wallet, dev_account=dev_account, allow_dev=net.dev_accounts
+            ).address
+        steps = estimate_plan(w3, net, sender)
+        gas_price = int(w3.eth.gas_price)
+        total = sum(s.gas for s in steps)
+        if json_out:
+            print(
+                json.dumps(
+                    {
+                        "network": net.name,
+                        "chainId": net.chain_id,
+                        "gasPriceWei": gas_price,
+                        "contracts": {s.name: s.gas for s in steps},
+                        "totalGas": total,
+                    },
+                    indent=2,
+                )
+            )
+            return
+        table = Table(
+            "contract", "estimated gas", title=f"dry run on {net.name} (chain {net.chain_id})"
+        )
+        for s in steps:
+            table.add_row(s.name, f"{s.gas:,}")
+        table.add_row(
+            "total",
+            f"{total:,}  (≈ {total * gas_price / 1e18:.6f} native at {gas_price / 1e9:.3g} gwei)",
+        )
+        console.print(table)
+        return
+    account = resolve_account(
+        keystore=keystore, wallet=wallet, dev_account=dev_account, allow_dev=net.dev_accounts
+    )
+    manifest, steps = deploy_plan(w3, net, account)
+    if json_out:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return
+    table = Table(
+        "contract", "address", "action", "gas", title=f"{net.name} (chain {net.chain_id})"
+    )
+    for s in steps:
+        table.add_row(s.name, s.address, s.action, f"{s.gas:,}" if s.gas else "-")
+    console.print(table)
+    console.print(f"manifest: {manifest_path(net.name)}")
+
+
+# --------------------------------------------------------------------------- localnet
+
+
+@app.command("localnet")
+def localnet_cmd(
+    port: Annotated[int, typer.Option(help="RPC port for anvil.")] = 8545,
+    block_time: Annotated[float, typer.Option(help="Seconds per block.")] = 1.0,
+    state: Annotated[
+        Path | None, typer.Option(help="anvil state file (persist and reload).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit after deploying instead of serving.")
+    ] = False,
+) -> None:
+    """Run the whole subnet on this machine: anvil, contracts, (growing) roles."""
+    from latent.localnet import LocalnetConfig, run_localnet
+
+    run_localnet(LocalnetConfig(port=port, block_time=block_time, state_path=state, once=once))
+
+
+# --------------------------------------------------------------------------- wallet
+
+
+@wallet_app.command("create")
+def wallet_create(
+    wallet: Annotated[str, typer.Option("--wallet", help="Wallet name.")] = "default",
+    hotkey: Annotated[
+        str | None, typer.Option("--hotkey", help="Create this hotkey instead of the coldkey.")
+    ] = None,
+    wallet_dir: Annotated[Path | None, typer.Option(help="Wallets folder.")] = None,
+) -> None:
+    """Create an encrypted coldkey (or, with --hotkey, a hotkey) in a wallet."""
+    from chain.keys import create_key, default_wallet_dir, password_from_env_or_prompt
+
+    password = password_from_env_or_prompt("New key password", confirm=True)
+    info = create_key(
+        wallet_dir or default_wallet_dir(),
+        wallet,
+        "hotkey" if hotkey else "coldkey",
+        password,
+        name=hotkey or "default",
+    )
+    console.print(f"created {info.role} {info.wallet}/{info.name}: {info.address}  ({info.path})")
+
+
+@wallet_app.command("list")
+def wallet_list(
+    wallet_dir: Annotated[Path | None, typer.Option(help="Wallets folder.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List every key with its address (nothing is decrypted)."""
+    from chain.keys import default_wallet_dir, list_keys
+
+    keys = list_keys(wallet_dir or default_wallet_dir())
+    if json_out:
+        print(
+            json.dumps(
+                [
+                    {
+                        "wallet": k.wallet,
+                        "role": k.role,
+                        "name": k.name,
+                        "address": k.address,
+                        "path": str(k.path),
+                    }
+                    for k in keys
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("wallet", "role", "name", "address")
+    for k in keys:
+        table.add_row(k.wallet, k.role, k.name, k.address)
+    console.print(table)
+
+
+@wallet_app.command("show")
+def wallet_show(
+    wallet: Annotated[str, typer.Option("--wallet", help="Wallet name.")] = "default",
+    hotkey: Annotated[str | None, typer.Option("--hotkey", help="Show this hotkey.")] = None,
+    wallet_dir: Annotated[Path | None, typer.Option(help="Wallets folder.")] = None,
+    unlock: Annotated[
+        bool, typer.Option("--unlock", help="Decrypt to check the password.")
+    ] = False,
+) -> None:
+    """Show a key's address; with --unlock, also check that the password opens it."""
+    from chain.keys import (
+        default_wallet_dir,
+        key_path,
+        load_key,
+        password_from_env_or_prompt,
+        read_address,
+    )
+
+    path = key_path(
+        wallet_dir or default_wallet_dir(),
+        wallet,
+        "hotkey" if hotkey else "coldkey",
+        hotkey or "default",
+    )
+    address = read_address(path)
+    if unlock:
+        load_key(path, password_from_env_or_prompt(f"Password for {path.name}"))
+        console.print("password ok")
+    console.print(f"{address}  ({path})")
+
+
+# --------------------------------------------------------------------------- bench
+
+
+@bench_app.command("gas")
+def bench_gas(json_out: JsonOpt = False) -> None:
+    """Gas per operation, measured from real receipts on a fresh anvil."""
+    from latent.gas import measure_all
+
+    report = measure_all()
+    if json_out:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return
+    table = Table("area", "operation", "gas")
+    for area, ops in sorted(report.items()):
+        for op, gas in sorted(ops.items()):
+            table.add_row(area, op, f"{gas:,}")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turn LatentError into a one-line error."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except LatentError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

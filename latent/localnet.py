@@ -1,0 +1,68 @@
+"""``latent localnet``: the whole subnet on one machine.
+
+Today: start anvil (1 s blocks by default), deploy the contracts, print their addresses,
+then keep the node up until Ctrl-C. Later issues add the miners, validators, renter and
+dashboard as tasks of the same asyncio loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from chain.client import connect
+from chain.keys import dev_accounts
+from chain.node import AnvilNode
+from deploy.deployer import deploy_plan
+from deploy.manifest import manifest_path
+from deploy.networks import get_network
+
+
+@dataclass(frozen=True)
+class LocalnetConfig:
+    """Settings of a local subnet."""
+
+    port: int = 8545
+    """RPC port of the local anvil node."""
+    block_time: float = 1.0
+    """Seconds per block."""
+    state_path: Path | None = None
+    """anvil state file: loaded when present, written on exit (None: a fresh chain)."""
+    once: bool = False
+    """Exit after deploying (for scripts and tests) instead of serving until Ctrl-C."""
+
+
+def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None:
+    """Start the node, deploy, print the addresses; serve until interrupted unless ``once``."""
+    console = console or Console()
+    net = get_network("localnet", rpc_url=f"http://127.0.0.1:{config.port}")
+    node = AnvilNode(
+        chain_id=net.chain_id,
+        port=config.port,
+        block_time=config.block_time,
+        state_path=config.state_path,
+    )
+    with node:
+        w3 = connect(node.rpc_url, expected_chain_id=net.chain_id)
+        _, steps = deploy_plan(w3, net, dev_accounts(1)[0])
+        table = Table("contract", "address", "action", title=f"localnet at {node.rpc_url}")
+        for step in steps:
+            table.add_row(step.name, step.address, step.action)
+        console.print(table)
+        console.print(f"manifest: {manifest_path(net.name)}")
+        if config.once:
+            return
+        console.print("localnet is running; press Ctrl-C to stop")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1.0) and node.running:
+                pass
+        except KeyboardInterrupt:
+            pass
+        console.print("stopping localnet")

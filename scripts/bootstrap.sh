@@ -1,0 +1,44 @@
+# Sourced by scripts/latent and scripts/test: installs whatever is missing, idempotently.
+#   - a Python virtual environment in .venv with the project installed (editable) and its
+#     dev tools; reinstalled only when pyproject.toml changes;
+#   - the npm toolchain (solc, anvil, OpenZeppelin) from package-lock.json with `npm ci`;
+#     reinstalled only when the lock file changes.
+# torch: 2.13.0 is installed first when no torch is present, so pip takes the local CPU
+# build instead of pulling several GB of CUDA wheels; set LATENT_TORCH_SPEC to override.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    log "Python 3.11 or newer is needed (found: $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11"
+    exit 1
+fi
+command -v npm >/dev/null || { log "npm (Node.js 18+) is needed for solc and anvil"; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+    log "creating virtual environment .venv"
+    "$PYTHON" -m venv .venv
+fi
+py_stamp=".venv/.latent-installed"
+py_want="$(cat pyproject.toml | sha256sum | cut -c1-64)"
+if [ "$(cat "$py_stamp" 2>/dev/null || true)" != "$py_want" ]; then
+    log "installing Python dependencies (first run takes a few minutes)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+        .venv/bin/python -m pip install --quiet --prefer-binary "${LATENT_TORCH_SPEC:-torch==2.13.0}"
+    fi
+    .venv/bin/python -m pip install --quiet --prefer-binary -e ".[dev]"
+    echo "$py_want" > "$py_stamp"
+fi
+
+npm_stamp="node_modules/.latent-installed"
+npm_want="$(cat package-lock.json | sha256sum | cut -c1-64)"
+if [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$npm_want" ]; then
+    log "installing npm toolchain (solc, anvil, OpenZeppelin)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$npm_want" > "$npm_stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"

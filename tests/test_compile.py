@@ -1,0 +1,97 @@
+"""Compiler driver: cache hits and misses, OpenZeppelin imports, errors with file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import chain.compile as compile_mod
+from chain.compile import collect_sources, compile_contracts
+from chain.errors import CompileError
+
+GOOD = """// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+contract Coin is ERC20 {
+    constructor() ERC20("Coin", "C") {}
+}
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "Coin.sol").write_text(GOOD)
+    return contracts
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = compile_mod._run_compiler
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compile_mod, "_run_compiler", counted)
+    return calls
+
+
+def test_cache_miss_then_hit_then_miss_on_change(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    calls = _counting(monkeypatch)
+    first = compile_contracts(contracts_dir=tree, out_dir=out)
+    assert len(calls) == 1
+    assert first["Coin"].bytecode.startswith("0x60")
+    assert "ERC20" not in first  # library contracts are compiled but not published
+
+    second = compile_contracts(contracts_dir=tree, out_dir=out)
+    assert len(calls) == 1, "unchanged sources must be served from the cache"
+    assert second["Coin"] == first["Coin"]
+
+    (tree / "Coin.sol").write_text(GOOD.replace('"C"', '"C2"'))
+    third = compile_contracts(contracts_dir=tree, out_dir=out)
+    assert len(calls) == 2, "a changed source must be recompiled"
+    assert third["Coin"].source_hash != first["Coin"].source_hash
+    assert third["Coin"].bytecode != first["Coin"].bytecode
+
+    compile_contracts(contracts_dir=tree, out_dir=out, force=True)
+    assert len(calls) == 3
+
+
+def test_artifact_records_provenance(tree: Path, tmp_path: Path) -> None:
+    art = compile_contracts(contracts_dir=tree, out_dir=tmp_path / "out")["Coin"]
+    assert art.source_path == "contracts/Coin.sol"
+    assert art.compiler_version.startswith(compile_mod.SOLC_VERSION)
+    assert any(entry.get("name") == "transfer" for entry in art.abi)
+
+
+def test_imports_resolved_transitively(tree: Path) -> None:
+    sources = collect_sources(tree)
+    assert "@openzeppelin/contracts/token/ERC20/ERC20.sol" in sources
+    assert "@openzeppelin/contracts/token/ERC20/IERC20.sol" in sources  # imported by ERC20
+
+
+def test_compile_error_names_file_and_line(tree: Path, tmp_path: Path) -> None:
+    (tree / "Broken.sol").write_text(
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\ncontract Broken {\n"
+        "    function f() public { undefinedThing(); }\n}\n"
+    )
+    with pytest.raises(CompileError, match=r"contracts/Broken\.sol:4: DeclarationError"):
+        compile_contracts(contracts_dir=tree, out_dir=tmp_path / "out")
+
+
+def test_missing_import_is_a_clear_error(tree: Path, tmp_path: Path) -> None:
+    (tree / "Lost.sol").write_text('pragma solidity ^0.8.24;\nimport "./Nowhere.sol";\n')
+    with pytest.raises(CompileError, match=r"cannot find source 'contracts/Nowhere\.sol'"):
+        compile_contracts(contracts_dir=tree, out_dir=tmp_path / "out")
+
+
+def test_project_contracts_compile(artifacts: dict[str, compile_mod.Artifact]) -> None:
+    assert artifacts["SubnetToken"].bytecode.startswith("0x")
+    names = [a.name for a in artifacts.values()]
+    assert len(names) == len(set(names))

@@ -1,0 +1,88 @@
+"""SubnetToken on anvil: permit signed with eth-account, cap, minter, decoded reverts."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.client import decode_revert
+from chain.errors import ContractRevert, LatentError, TransactionFailed, custom_error
+from chain.token import ONE, SubnetTokenClient
+
+CAP = 21_000_000 * ONE
+
+
+def test_permit_signed_offchain_is_accepted(
+    fresh_chain: Web3, token: SubnetTokenClient, accounts: list[LocalAccount]
+) -> None:
+    owner, spender = accounts[3], accounts[4]
+    nonce = token.nonces(owner.address)
+    permit = token.sign_permit(owner, spender.address, 5 * ONE, 2**48)
+    token.permit(permit, sender=spender)  # the spender pays gas; the owner only signed
+    assert token.allowance(owner.address, spender.address) == 5 * ONE
+    assert token.nonces(owner.address) == nonce + 1
+    with pytest.raises(custom_error("ERC2612InvalidSigner")):
+        token.permit(permit, sender=spender)  # replay: nonce already used
+
+
+def test_permit_for_other_chain_is_rejected(
+    fresh_chain: Web3, token: SubnetTokenClient, accounts: list[LocalAccount]
+) -> None:
+    from chain.token import sign_permit
+
+    owner, spender = accounts[3], accounts[4]
+    foreign = sign_permit(
+        owner,
+        token=token.address,
+        chain_id=1,
+        spender=spender.address,
+        value=ONE,
+        deadline=2**48,
+        nonce=token.nonces(owner.address),
+    )
+    with pytest.raises(custom_error("ERC2612InvalidSigner")):
+        token.permit(foreign, sender=spender)
+
+
+def test_cap_and_minter(
+    fresh_chain: Web3, token: SubnetTokenClient, accounts: list[LocalAccount]
+) -> None:
+    owner, alice = accounts[0], accounts[1]
+    assert int(token.call("cap")) == CAP
+    with pytest.raises(custom_error("SubnetTokenNotMinter")) as info:
+        token.mint(alice.address, ONE, sender=alice)
+    assert info.value.error_args == {"caller": alice.address, "minter": owner.address}
+    supply = token.total_supply()
+    with pytest.raises(custom_error("SubnetTokenCapExceeded")) as cap_info:
+        token.mint(alice.address, CAP - supply + 1, sender=owner)
+    assert cap_info.value.error_args["cap"] == CAP
+    token.mint(alice.address, CAP - supply, sender=owner)  # exactly up to the cap is fine
+    assert token.total_supply() == CAP
+
+
+def test_revert_decoded_into_named_exception(
+    fresh_chain: Web3, token: SubnetTokenClient, accounts: list[LocalAccount]
+) -> None:
+    poor, rich = accounts[5], accounts[6]
+    with pytest.raises(custom_error("ERC20InsufficientBalance")) as info:
+        token.transfer(rich.address, ONE, sender=poor)
+    err = info.value
+    assert type(err).__name__ == "ERC20InsufficientBalance"
+    assert isinstance(err, ContractRevert) and isinstance(err, LatentError)
+    assert err.error_args == {"sender": poor.address, "balance": 0, "needed": ONE}
+    assert "ERC20InsufficientBalance" in str(err)
+
+
+def test_view_call_reverts_are_decoded_too(
+    token: SubnetTokenClient, accounts: list[LocalAccount]
+) -> None:
+    with pytest.raises(custom_error("SubnetTokenNotMinter")):
+        token.call("mint", accounts[1].address, 1, sender=accounts[1].address)
+
+
+def test_decode_revert_edge_cases() -> None:
+    assert type(decode_revert(None)) is TransactionFailed
+    assert "unknown error" in str(decode_revert("0xdeadbeef00"))
+    panic = decode_revert("0x4e487b71" + "11".rjust(64, "0"))
+    assert type(panic).__name__ == "Panic" and panic.error_args == {"code": "0x11"}

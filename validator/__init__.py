@@ -1,0 +1,1 @@
+"""Validator: challenges, verification, scoring, weight setting, epoch keeper (next issues)."""
