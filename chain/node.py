@@ -42,6 +42,26 @@ def find_anvil() -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the parent dies (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -114,6 +134,9 @@ class AnvilNode:
             return self
         if self.port is None:
             self.port = free_port()
+        elif not _port_is_free(self.port):
+            # Checked first: otherwise the readiness probe would talk to whoever holds it.
+            raise NodeError(f"port {self.port} is already in use; stop that process or pick --port")
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
         log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -121,7 +144,11 @@ class AnvilNode:
         log = self._log_path.open("wb")
         try:
             self._proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a terminal's Ctrl-C reaches us only; we stop anvil
+                preexec_fn=_die_with_parent,  # never outlive a killed test run or CLI
             )
         except OSError as exc:
             raise NodeError(f"could not start anvil: {exc}") from None

@@ -59,10 +59,9 @@ def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None
             return
         console.print("localnet is running; press Ctrl-C to stop")
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(1.0) and node.running:
-                pass
-        except KeyboardInterrupt:
+        # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(0.5) and node.running:
             pass
         console.print("stopping localnet")
