@@ -18,6 +18,11 @@ from rich.table import Table
 
 from chain.errors import LatentError
 
+
+class GasRegression(LatentError):
+    """An operation costs more gas than the committed report says."""
+
+
 app = typer.Typer(
     name="latent",
     help="Latent: GPU inference subnet settled on an EVM chain.",
@@ -269,19 +274,44 @@ def wallet_show(
 
 
 @bench_app.command("gas")
-def bench_gas(json_out: JsonOpt = False) -> None:
+def bench_gas(
+    json_out: JsonOpt = False,
+    area: Annotated[list[str] | None, typer.Option("--area", help="Only these areas.")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if any figure exceeds gas-report.json.")
+    ] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Store the figures in gas-report.json.")
+    ] = False,
+) -> None:
     """Gas per operation, measured from real receipts on a fresh anvil."""
     from latent.gas import measure_all
+    from latent.gas._report import GAS_REPORT, compare_reports, load_report, write_report
 
-    report = measure_all()
+    report = measure_all(area)
     if json_out:
         print(json.dumps(report, indent=2, sort_keys=True))
-        return
-    table = Table("area", "operation", "gas")
-    for area, ops in sorted(report.items()):
-        for op, gas in sorted(ops.items()):
-            table.add_row(area, op, f"{gas:,}")
-    console.print(table)
+    else:
+        table = Table("area", "operation", "gas")
+        for name, ops in sorted(report.items()):
+            for op, gas in sorted(ops.items()):
+                table.add_row(name, op, f"{gas:,}")
+        console.print(table)
+    if check:
+        committed = load_report()
+        if area:
+            committed = {a: ops for a, ops in committed.items() if a in area}
+        changes = compare_reports(committed, report)
+        for change in changes:
+            err_console.print(("REGRESSION " if change.worse else "changed ") + change.describe())
+        if any(c.worse for c in changes):
+            raise GasRegression(
+                f"gas grew above {GAS_REPORT.name}; optimise or refresh it with --write"
+            )
+    if write:
+        merged = {**load_report(), **report} if area and GAS_REPORT.is_file() else report
+        write_report(merged)
+        err_console.print(f"wrote {GAS_REPORT}")
 
 
 # --------------------------------------------------------------------------- entry point
