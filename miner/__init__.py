@@ -1,0 +1,1 @@
+"""Latent miner: inference engine, proofs of inference, OpenAI-compatible server."""
