@@ -1,0 +1,266 @@
+"""``latent renter ...``: manage PaymentEscrow channels (mounted by the lead as ``latent renter``).
+
+Amounts are given in whole tokens (decimals allowed, e.g. ``--amount 2.5``) and converted
+with the token's ``decimals()``. The escrow and token addresses default to the network's
+deployment manifest (``deploy/deployments/<network>.json``); flags override them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.errors import ConfigError, LatentError
+from chain.escrow import Channel, EscrowClient
+
+app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
+
+NetworkOpt = Annotated[
+    str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
+]
+RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
+EscrowOpt = Annotated[
+    str | None, typer.Option("--escrow", help="PaymentEscrow address (default: manifest).")
+]
+KeystoreOpt = Annotated[Path | None, typer.Option("--keystore", help="Keystore of the renter.")]
+WalletOpt = Annotated[str | None, typer.Option("--wallet", help="Wallet name (its coldkey signs).")]
+DevOpt = Annotated[
+    int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ChannelArg = Annotated[str, typer.Argument(help="Channel id (0x + 64 hex).")]
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    w3: Web3
+    escrow: EscrowClient
+    network: str
+    chain_id: int
+    dev_ok: bool
+    manifest_token: str | None
+
+
+def _context(network: str, rpc_url: str | None, escrow: str | None) -> _Ctx:
+    from chain.client import connect
+    from deploy.manifest import load_manifest
+    from deploy.networks import get_network
+
+    net = get_network(network, rpc_url=rpc_url)
+    w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)
+    token: str | None = None
+    if escrow is None:
+        manifest = load_manifest(net.name, net.chain_id)
+        escrow = manifest.address("PaymentEscrow")
+        token = (
+            manifest.contracts["SubnetToken"].address
+            if "SubnetToken" in manifest.contracts
+            else None
+        )
+    if not Web3.is_address(escrow):
+        raise ConfigError(f"--escrow {escrow!r} is not an address")
+    if not w3.eth.get_code(Web3.to_checksum_address(escrow)):
+        raise ConfigError(f"no contract at {escrow} on {net.name}; deploy first or fix --escrow")
+    return _Ctx(w3, EscrowClient(w3, escrow), net.name, net.chain_id, net.dev_accounts, token)
+
+
+def _account(ctx: _Ctx, keystore: Path | None, wallet: str | None, dev: int | None) -> LocalAccount:
+    from chain.keys import resolve_account
+
+    return resolve_account(keystore=keystore, wallet=wallet, dev_account=dev, allow_dev=ctx.dev_ok)
+
+
+def parse_channel_id(value: str) -> bytes:
+    """``0x`` + 64 hex -> 32 bytes; a :class:`ConfigError` otherwise."""
+    text = value[2:] if value.lower().startswith("0x") else value
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"channel id {value!r} must be 0x followed by 64 hex digits")
+    return raw
+
+
+def to_base_units(amount: str, decimals: int) -> int:
+    """Whole-token decimal string -> base units; rejects negatives and excess precision."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        raise ConfigError(f"amount {amount!r} is not a number") from None
+    scaled = value * (Decimal(10) ** decimals)
+    if value <= 0 or scaled != scaled.to_integral_value():
+        raise ConfigError(f"amount {amount!r} must be positive with at most {decimals} decimals")
+    return int(scaled)
+
+
+def _token_client(ctx: _Ctx, token: str):  # type: ignore[no-untyped-def]
+    from chain.token import SubnetTokenClient
+
+    return SubnetTokenClient(ctx.w3, token)  # any ERC-20 (+ permit) works through this ABI
+
+
+def _print_channel(ch: Channel, decimals: int, json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(ch.to_json(), indent=2))
+        return
+    scale = Decimal(10) ** decimals
+
+    def fmt(x: int) -> str:
+        return f"{Decimal(x) / scale:f}"
+
+    print(f"channel   0x{ch.channel_id.hex()}  ({ch.status})")
+    print(f"renter    {ch.renter}\nminer     {ch.miner}\ntoken     {ch.token}")
+    print(
+        f"deposit   {fmt(ch.deposit)}\nsettled   {fmt(ch.settled)}\nremaining {fmt(ch.remaining)}"
+    )
+    print(f"fee       {ch.fee_bps / 100:.2f}%\nsession   {ch.session_key or '-'}")
+    if ch.closing:
+        print(f"closes at {ch.closes_at} (unix){'  - withdrawn' if ch.refunded else ''}")
+
+
+@app.command("open")
+def open_cmd(
+    miner: Annotated[str, typer.Option("--miner", help="Miner address (payee).")],
+    amount: Annotated[str, typer.Option("--amount", help="Deposit in whole tokens.")],
+    token: Annotated[
+        str | None, typer.Option("--token", help="Token (default: SubnetToken).")
+    ] = None,
+    salt: Annotated[
+        str | None, typer.Option("--salt", help="32-byte hex salt (default: random).")
+    ] = None,
+    session_key: Annotated[
+        str | None, typer.Option("--session-key", help="Address allowed to sign vouchers too.")
+    ] = None,
+    permit: Annotated[
+        bool, typer.Option("--permit/--approve", help="ERC-2612 permit or approve.")
+    ] = True,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    escrow: EscrowOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Open a channel to MINER with a deposit; prints the channel id."""
+    ctx = _context(network, rpc_url, escrow)
+    token = token or ctx.manifest_token
+    if token is None or not Web3.is_address(token):
+        raise ConfigError("pass --token ADDRESS (no SubnetToken in the network's manifest)")
+    if not Web3.is_address(miner):
+        raise ConfigError(f"--miner {miner!r} is not an address")
+    renter = _account(ctx, keystore, wallet, dev_account)
+    erc20 = _token_client(ctx, token)
+    base = to_base_units(amount, int(erc20.call("decimals")))
+    raw_salt = parse_channel_id(salt) if salt else secrets.token_bytes(32)
+    if erc20.balance_of(renter.address) < base:
+        raise LatentError(f"{renter.address} holds less than {amount} of token {token}")
+    if permit:
+        signed = erc20.sign_permit(renter, ctx.escrow.address, base, 2**48)
+        cid, _ = ctx.escrow.open_with_permit(miner, token, raw_salt, signed, sender=renter)
+    else:
+        if erc20.allowance(renter.address, ctx.escrow.address) < base:
+            erc20.approve(ctx.escrow.address, base, sender=renter)
+        cid, _ = ctx.escrow.open(miner, token, raw_salt, base, sender=renter)
+    if session_key:
+        ctx.escrow.set_session_key(cid, session_key, sender=renter)
+    ch = ctx.escrow.channel(cid)
+    if json_out:
+        print(json.dumps(ch.to_json(), indent=2))
+    else:
+        print(f"opened channel 0x{cid.hex()}")
+        _print_channel(ch, int(erc20.call("decimals")), json_out=False)
+
+
+@app.command("topup")
+def topup_cmd(
+    channel: ChannelArg,
+    amount: Annotated[str, typer.Option("--amount", help="Tokens to add (whole tokens).")],
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    escrow: EscrowOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
+) -> None:
+    """Add tokens to an open channel."""
+    ctx = _context(network, rpc_url, escrow)
+    cid = parse_channel_id(channel)
+    ch = ctx.escrow.channel(cid)
+    renter = _account(ctx, keystore, wallet, dev_account)
+    erc20 = _token_client(ctx, ch.token)
+    decimals = int(erc20.call("decimals"))
+    base = to_base_units(amount, decimals)
+    if erc20.allowance(renter.address, ctx.escrow.address) < base:
+        erc20.approve(ctx.escrow.address, base, sender=renter)
+    ctx.escrow.top_up(cid, base, sender=renter)
+    _print_channel(ctx.escrow.channel(cid), decimals, json_out=False)
+
+
+@app.command("status")
+def status_cmd(
+    channel: ChannelArg,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    escrow: EscrowOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a channel: deposit, settled, remaining, status."""
+    ctx = _context(network, rpc_url, escrow)
+    ch = ctx.escrow.channel(parse_channel_id(channel))
+    _print_channel(ch, int(_token_client(ctx, ch.token).call("decimals")), json_out)
+
+
+@app.command("close")
+def close_cmd(
+    channel: ChannelArg,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    escrow: EscrowOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
+) -> None:
+    """Request close: the miner keeps the grace period to settle, then `withdraw`."""
+    ctx = _context(network, rpc_url, escrow)
+    cid = parse_channel_id(channel)
+    renter = _account(ctx, keystore, wallet, dev_account)
+    receipt = ctx.escrow.request_close(cid, sender=renter)
+    closes_at = ctx.escrow.events(receipt, "CloseRequested")[0]["closesAt"]
+    print(f"close requested; withdraw from unix time {closes_at} (grace period for the miner)")
+
+
+@app.command("withdraw")
+def withdraw_cmd(
+    channel: ChannelArg,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    escrow: EscrowOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
+) -> None:
+    """Withdraw the unspent deposit once the grace period is over."""
+    ctx = _context(network, rpc_url, escrow)
+    cid = parse_channel_id(channel)
+    ch = ctx.escrow.channel(cid)
+    if not ch.closing:
+        raise LatentError(f"close the channel first: latent renter close 0x{cid.hex()}")
+    if not ch.finalised:
+        raise LatentError(
+            f"the miner's grace period runs until unix time {ch.closes_at} "
+            f"({ch.closes_at - ch.read_at}s from now); withdraw after it"
+        )
+    renter = _account(ctx, keystore, wallet, dev_account)
+    receipt = ctx.escrow.withdraw(cid, sender=renter)
+    refund = ctx.escrow.events(receipt, "ChannelClosed")[0]["refund"]
+    print(f"withdrew {refund} base units to {ch.renter}")
