@@ -1,0 +1,352 @@
+"""``latent miner ...``: run a miner (mounted by the lead as ``latent miner``).
+
+``latent miner run`` parses flags / environment once into a :class:`MinerConfig`, loads the
+hotkey (keystore, wallet hotkey, or an anvil dev account on localnet), resolves contract
+addresses from ``deploy/deployments/<network>.json`` (flags override), checks registration
+and publishes its endpoint, loads the engine, then serves the OpenAI-compatible API with
+uvicorn and runs the settlement keeper, both in one asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from eth_account.signers.local import LocalAccount
+
+from chain.errors import ConfigError
+from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, ServerConfig
+
+if TYPE_CHECKING:
+    from chain.metagraph import MetagraphClient
+    from miner.payment import PaymentGate
+
+app = typer.Typer(help="Serve inference and get paid.", no_args_is_help=True)
+log = logging.getLogger("latent.miner")
+
+
+@app.callback()
+def _miner() -> None:
+    """Serve inference and get paid (``run``)."""
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Addresses and clients resolved for one network (all optional offline)."""
+
+    rpc_url: str
+    chain_id: int
+    escrow: str
+    token: str
+    metagraph: str
+    dev_accounts: bool
+
+
+def _resolve_chain(
+    network: str,
+    rpc_url: str | None,
+    *,
+    escrow: str | None,
+    token: str | None,
+    metagraph: str | None,
+) -> _Chain:
+    from chain.client import connect
+    from deploy.manifest import load_manifest
+    from deploy.networks import get_network
+
+    net = get_network(network, rpc_url=rpc_url)
+    connect(net.rpc_url, expected_chain_id=net.chain_id)  # fail fast on a wrong endpoint
+    manifest = load_manifest(net.name, net.chain_id)
+
+    def pick(given: str | None, name: str, required: bool) -> str:
+        if given:
+            return given
+        if name in manifest.contracts or required:
+            return manifest.address(name)  # raises an actionable ConfigError when missing
+        return ""
+
+    return _Chain(
+        rpc_url=net.rpc_url,
+        chain_id=net.chain_id,
+        escrow=pick(escrow, "PaymentEscrow", required=False),
+        token=pick(token, "SubnetToken", required=False),
+        metagraph=pick(metagraph, "Metagraph", required=False),
+        dev_accounts=net.dev_accounts,
+    )
+
+
+@app.command("run")
+def run(
+    model: Annotated[
+        Path, typer.Option("--model", envvar="LATENT_MINER_MODEL", help="Model directory.")
+    ],
+    model_id: Annotated[
+        str | None, typer.Option("--model-id", help="Name served in /v1/models.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cuda, cpu, ...")] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="bfloat16, float16 or float32.")
+    ] = None,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size")] = 16,
+    host: Annotated[str, typer.Option("--host", envvar="LATENT_MINER_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="LATENT_MINER_PORT")] = 8000,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url", help="Endpoint to publish on-chain (default http://HOST:PORT)."
+        ),
+    ] = None,
+    network: Annotated[
+        str,
+        typer.Option("--network", "-n", envvar="LATENT_NETWORK", help="deploy/networks.toml name."),
+    ] = "localnet",
+    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Override the RPC URL.")] = None,
+    escrow: Annotated[str | None, typer.Option("--escrow", help="PaymentEscrow address.")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Payment token address.")] = None,
+    metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="No chain at all: free access, no validator auth.")
+    ] = False,
+    no_payment: Annotated[
+        bool, typer.Option("--no-payment", help="Serve without vouchers (development).")
+    ] = False,
+    keystore: Annotated[
+        Path | None, typer.Option("--keystore", help="Hotkey keystore file.")
+    ] = None,
+    wallet: Annotated[str | None, typer.Option("--wallet", help="Wallet name.")] = None,
+    hotkey: Annotated[str, typer.Option("--hotkey", help="Hotkey name in the wallet.")] = "default",
+    dev_account: Annotated[
+        int | None, typer.Option("--dev-account", help="anvil dev account index (localnet).")
+    ] = None,
+    price_prompt: Annotated[
+        int, typer.Option("--price-prompt", help="Base units per prompt token.")
+    ] = PricingConfig.per_prompt_token,
+    price_completion: Annotated[
+        int, typer.Option("--price-completion", help="Base units per generated token.")
+    ] = PricingConfig.per_completion_token,
+    max_queue_depth: Annotated[
+        int, typer.Option("--max-queue-depth")
+    ] = ServerConfig.max_queue_depth,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = ServerConfig.max_body_bytes,
+    body_timeout: Annotated[
+        float, typer.Option("--body-timeout", help="Seconds to receive a request body.")
+    ] = ServerConfig.body_read_timeout_s,
+    max_tokens_limit: Annotated[
+        int, typer.Option("--max-tokens-limit")
+    ] = ServerConfig.max_tokens_limit,
+    voucher_book: Annotated[
+        Path | None,
+        typer.Option("--voucher-book", help="Voucher book file (default under ~/.latent)."),
+    ] = None,
+    settle_interval: Annotated[
+        float, typer.Option("--settle-interval")
+    ] = PaymentConfig.settle_interval_s,
+    min_settle: Annotated[
+        int, typer.Option("--min-settle", help="Smallest amount worth settling an open channel.")
+    ] = PaymentConfig.min_settle_amount,
+) -> None:
+    """Serve the model with paid access, validator challenges, receipts and proofs."""
+    from chain.keys import resolve_account
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    chain = (
+        None
+        if offline
+        else _resolve_chain(network, rpc_url, escrow=escrow, token=token, metagraph=metagraph)
+    )
+    account = resolve_account(
+        keystore=keystore,
+        wallet=wallet,
+        hotkey=hotkey if wallet else None,
+        dev_account=dev_account,
+        allow_dev=offline or (chain is not None and chain.dev_accounts),
+    )
+    book_path = (
+        voucher_book or Path.home() / ".latent" / "miner" / account.address / "vouchers.json"
+    )
+    require_payment = not (no_payment or offline)
+    config = MinerConfig(
+        model_path=str(model),
+        device=device,
+        dtype=dtype,
+        max_batch_size=max_batch_size,
+        rpc_url=chain.rpc_url if chain else "",
+        metagraph_address=chain.metagraph if chain else "",
+        # a wildcard bind address is no dialable endpoint: publish only what was given then
+        public_url=public_url
+        or (f"http://{host}:{port}" if host not in ("0.0.0.0", "::", "") else ""),
+        server=ServerConfig(
+            host=host,
+            port=port,
+            max_body_bytes=max_body_bytes,
+            body_read_timeout_s=body_timeout,
+            max_queue_depth=max_queue_depth,
+            max_tokens_limit=max_tokens_limit,
+            model_id=model_id,
+        ),
+        pricing=PricingConfig(per_prompt_token=price_prompt, per_completion_token=price_completion),
+        payment=PaymentConfig(
+            require_payment=require_payment,
+            escrow_address=chain.escrow if chain else "",
+            token_address=chain.token if chain else "",
+            chain_id=chain.chain_id if chain else 31337,
+            voucher_book_path=str(book_path) if require_payment else "",
+            settle_interval_s=settle_interval,
+            min_settle_amount=min_settle,
+        ),
+        auth=AuthConfig(),
+    )
+    config.validate()
+    asyncio.run(serve_miner(config, account))
+
+
+async def serve_miner(
+    config: MinerConfig,
+    hotkey: LocalAccount,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Build every part from ``config`` and serve until interrupted (one asyncio loop).
+
+    ``stop`` (optional) ends serving when set, like Ctrl-C; ``on_ready`` is called with the
+    base URL once the server listens (``port = 0`` picks a free port).
+    """
+    import uvicorn
+
+    from chain.client import connect
+    from chain.escrow import EscrowClient
+    from chain.vouchers import VoucherBook
+    from miner.auth import ValidatorAuth
+    from miner.engine import InferenceEngine
+    from miner.metrics import MinerMetrics
+    from miner.payment import EscrowChannelReader, PaymentGate
+    from miner.server import create_app
+    from miner.settlement import run_settlement_keeper
+
+    w3 = (
+        connect(config.rpc_url, expected_chain_id=config.payment.chain_id)
+        if config.rpc_url
+        else None
+    )
+    engine = await asyncio.to_thread(
+        InferenceEngine.load,
+        config.model_path,
+        device=config.device,
+        dtype=config.dtype,
+        max_batch_size=config.max_batch_size,
+        model_id=config.server.model_id,
+    )
+    log.info(
+        "miner %s serving %s on %s (%s, %s)",
+        hotkey.address,
+        engine.model_id,
+        engine.device,
+        engine.dtype,
+        "paid" if config.payment.require_payment else "free",
+    )
+    metrics = MinerMetrics()
+    gate = escrow_client = book = None
+    if config.payment.require_payment:
+        if w3 is None:
+            raise ConfigError("paid access needs --rpc-url (or a network with an RPC URL)")
+        escrow_client = EscrowClient(w3, config.payment.escrow_address)
+        book = VoucherBook(config.payment.voucher_book_path)
+        gate = PaymentGate(
+            miner=hotkey.address,
+            reader=EscrowChannelReader(escrow_client),
+            payment=config.payment,
+            pricing=config.pricing,
+            store=book,
+        )
+    auth = None
+    if w3 is not None and config.metagraph_address:
+        from chain.metagraph import MetagraphClient
+
+        graph = MetagraphClient(w3, config.metagraph_address)
+        await asyncio.to_thread(_check_registration, graph, hotkey, config.public_url)
+        auth = ValidatorAuth(miner=hotkey.address, permits=graph, config=config.auth)
+    else:
+        log.warning("no metagraph: validator challenges are refused and nothing is published")
+
+    app = create_app(config, engine, hotkey=hotkey, gate=gate, auth=auth, metrics=metrics)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=config.server.host, port=config.server.port, log_level="info", lifespan="on"
+        )
+    )
+    stop = stop or asyncio.Event()
+
+    async def stop_server_on_request() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        if on_ready is not None:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            on_ready(f"http://{config.server.host}:{port}")
+        await stop.wait()
+        server.should_exit = True
+
+    async with asyncio.TaskGroup() as tasks:
+        if escrow_client is not None and book is not None:
+            tasks.create_task(
+                run_settlement_keeper(
+                    escrow_client,
+                    book,
+                    hotkey,
+                    interval_s=config.payment.settle_interval_s,
+                    min_amount=config.payment.min_settle_amount,
+                    stop=stop,
+                )
+            )
+        watcher = tasks.create_task(stop_server_on_request())
+        if gate is not None:
+            tasks.create_task(_log_earnings(gate, stop, interval_s=60.0))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            watcher.cancel()
+            if gate is not None:
+                log.info(
+                    "earnings this run: %d base units in accepted vouchers", gate.earnings_total
+                )
+
+
+async def _log_earnings(gate: PaymentGate, stop: asyncio.Event, *, interval_s: float) -> None:
+    """Log accepted voucher earnings whenever they changed, every ``interval_s``."""
+    logged = 0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        if gate.earnings_total != logged:
+            logged = gate.earnings_total
+            log.info("earnings: %d base units in accepted vouchers this run", logged)
+
+
+def _check_registration(graph: MetagraphClient, hotkey: LocalAccount, public_url: str) -> None:
+    """Warn (with the fix) when unregistered; publish ``public_url`` when it changed."""
+    neuron = graph.snapshot().by_hotkey(hotkey.address)
+    if neuron is None:
+        log.warning(
+            "hotkey %s is not registered on metagraph %s: validators will not score this miner "
+            "and renters cannot find it. Register it (the coldkey pays the burn), then restart: "
+            "latent register --wallet WALLET --hotkey-address %s --endpoint %s",
+            hotkey.address,
+            graph.address,
+            hotkey.address,
+            public_url or "URL",
+        )
+        return
+    if not public_url:
+        log.warning("no --public-url: the on-chain endpoint stays %r", neuron.endpoint)
+    elif neuron.endpoint != public_url:
+        graph.set_endpoint(hotkey, public_url)
+        log.info("published endpoint %s for uid %d", public_url, neuron.uid)
+    else:
+        log.info("registered as uid %d, endpoint %s", neuron.uid, neuron.endpoint)

@@ -1,0 +1,807 @@
+"""OpenAI-compatible HTTP server of a miner: completions, chat, streaming, receipts, proofs.
+
+``create_app`` builds a FastAPI app around an already-loaded engine. Every 2xx completion
+carries, besides OpenAI's fields, a top-level ``latent`` object (the official client ignores
+unknown fields)::
+
+    "latent": {
+      "receipt": {...},             # chain.receipts.Receipt.to_json(), signed by the hotkey
+      "proof": "<base64>",          # InferenceProof.to_bytes()
+      "output_token_ids": [...],    # what the receipt's outputHash covers
+      "access": "paid" | "validator" | "open"
+    }
+
+and the headers ``X-Latent-Receipt`` (base64url receipt) and, for proofs up to
+``proof_header_max_bytes``, ``X-Latent-Proof`` (base64). A streamed response carries the
+``latent`` object (and ``usage``) in its final chunk, before ``data: [DONE]``.
+
+Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``. Request
+handling order: body (413 too large, 408 too slow) -> JSON and schema (400) -> model (404)
+-> context and max_tokens (400) -> overload (429 + Retry-After) -> validator challenge
+(401/403) or voucher (402 with a quote, 409 when the channel is busy) -> generation.
+Input is validated before payment, so no voucher is consumed by a request that cannot run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from chain.errors import LatentError
+from chain.receipts import Receipt, encode_receipt_header, output_hash, sign_receipt
+from chain.receipts import request_hash as hash_request_body
+from miner.auth import ChallengeRejected, ValidatorAuth, has_challenge_headers
+from miner.config import MinerConfig
+from miner.metrics import MinerMetrics
+from miner.payment import VOUCHER_HEADER, PaymentGate, PaymentRequired, PaymentTicket
+from miner.types import (
+    GenerationRequest,
+    GenerationResult,
+    InvalidRequest,
+    SamplingParams,
+    TokenDelta,
+)
+
+RECEIPT_HEADER = "X-Latent-Receipt"
+PROOF_HEADER = "X-Latent-Proof"
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class Engine(Protocol):
+    """What the server needs from ``miner.engine.InferenceEngine`` (fakes implement it too)."""
+
+    model_id: str
+    max_context: int
+
+    def encode_prompt(self, prompt: str) -> tuple[int, ...]: ...
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> tuple[int, ...]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]: ...
+
+    @property
+    def queue_depth(self) -> int: ...
+
+
+class ApiError(LatentError):
+    """An OpenAI-style error response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def response(self) -> JSONResponse:
+        """The JSON response for this error."""
+        body: dict[str, Any] = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        body.update(self.extra)
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+# ---------------------------------------------------------------- request schemas
+
+
+class _SamplingBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    n: int = 1
+    stream: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+
+class CompletionBody(_SamplingBody):
+    """``POST /v1/completions`` body (the fields this miner uses)."""
+
+    prompt: str | list[str] | list[int]
+    max_tokens: int | None = 16
+
+
+class ChatMessage(BaseModel):
+    """One chat message; content parts other than text are refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatBody(_SamplingBody):
+    """``POST /v1/chat/completions`` body."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    body: bytes
+    prompt_token_ids: tuple[int, ...]
+    params: SamplingParams
+    stream: bool
+
+
+@dataclass(frozen=True)
+class _Access:
+    kind: Literal["paid", "validator", "open"]
+    ticket: PaymentTicket | None = None
+
+
+# ---------------------------------------------------------------- app
+
+
+class MinerServer:
+    """Request handling around one engine; ``create_app`` wires it into FastAPI."""
+
+    def __init__(
+        self,
+        *,
+        config: MinerConfig,
+        engine: Engine,
+        hotkey: LocalAccount,
+        gate: PaymentGate | None,
+        auth: ValidatorAuth | None,
+        metrics: MinerMetrics,
+    ) -> None:
+        if config.payment.require_payment and gate is None:
+            raise LatentError("payment is required but no payment gate was given")
+        self.config = config
+        self.engine = engine
+        self.hotkey = hotkey
+        self.gate = gate
+        self.auth = auth
+        self.metrics = metrics
+        self.model_id = config.server.model_id or engine.model_id
+
+    # -- body and validation -------------------------------------------------------------
+
+    async def read_body(self, request: Request) -> bytes:
+        """The request body, enforcing the size limit (before parsing) and the read timeout."""
+        limit = self.config.server.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                declared_size = int(declared)
+            except ValueError:
+                raise ApiError(400, "Content-Length is not an integer.") from None
+            if declared_size > limit:
+                raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.config.server.body_read_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ApiError(
+                408,
+                f"Request body not received within {self.config.server.body_read_timeout_s:g} s.",
+                code="request_timeout",
+            ) from None
+        except ClientDisconnect:
+            raise ApiError(400, "Client disconnected while sending the body.") from None
+        return b"".join(chunks)
+
+    async def prepare(self, request: Request, schema: type[_SamplingBody]) -> _Prepared:
+        """Read, parse and validate a completion or chat request."""
+        body = await self.read_body(request)
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ApiError(
+                400, f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+            ) from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+        try:
+            parsed = schema.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            param = str(first["loc"][0]) if first["loc"] else None  # the top-level field
+            raise ApiError(
+                400, f"Invalid value for '{where}': {first['msg']}", param=param
+            ) from None
+        if parsed.model != self.model_id:
+            raise ApiError(
+                404,
+                f"The model '{parsed.model}' does not exist; this miner serves '{self.model_id}'.",
+                param="model",
+                code="model_not_found",
+            )
+        if parsed.n != 1:
+            raise ApiError(400, "Only n=1 is supported.", param="n")
+        if isinstance(parsed, CompletionBody):
+            prompt_ids = await self._encode_completion_prompt(parsed.prompt)
+            requested = parsed.max_tokens
+        else:
+            assert isinstance(parsed, ChatBody)
+            prompt_ids = await asyncio.to_thread(
+                self.engine.encode_chat, _chat_messages(parsed.messages)
+            )
+            requested = (
+                parsed.max_completion_tokens
+                if parsed.max_completion_tokens is not None
+                else parsed.max_tokens
+            )
+        room = self.engine.max_context - len(prompt_ids)
+        if room <= 0:
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {self.engine.max_context} tokens, "
+                f"but your prompt has {len(prompt_ids)} tokens. Shorten the prompt.",
+                param="messages" if isinstance(parsed, ChatBody) else "prompt",
+                code="context_length_exceeded",
+            )
+        limit = min(room, self.config.server.max_tokens_limit)
+        max_tokens = limit if requested is None else requested
+        stop = (parsed.stop,) if isinstance(parsed.stop, str) else tuple(parsed.stop or ())
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=parsed.temperature,
+            top_k=parsed.top_k,
+            top_p=parsed.top_p,
+            seed=parsed.seed,
+            stop=stop,
+        )
+        try:
+            params.validate(max_new_tokens_limit=limit)
+        except InvalidRequest as exc:
+            code = "context_length_exceeded" if exc.param == "max_tokens" else None
+            raise ApiError(400, exc.message, param=exc.param, code=code) from None
+        return _Prepared(
+            body=body, prompt_token_ids=prompt_ids, params=params, stream=parsed.stream
+        )
+
+    async def _encode_completion_prompt(
+        self, prompt: str | list[str] | list[int]
+    ) -> tuple[int, ...]:
+        if isinstance(prompt, str):
+            return await asyncio.to_thread(self.engine.encode_prompt, prompt)
+        if not prompt:
+            raise ApiError(400, "prompt must not be empty.", param="prompt")
+        if all(isinstance(p, str) for p in prompt):
+            if len(prompt) != 1:
+                raise ApiError(400, "Only one prompt per request is supported.", param="prompt")
+            return await asyncio.to_thread(self.engine.encode_prompt, str(prompt[0]))
+        vocab = _vocab_size(self.engine)
+        ids = tuple(int(t) for t in prompt)
+        if any(t < 0 or (vocab is not None and t >= vocab) for t in ids):
+            raise ApiError(400, f"prompt token ids must be in [0, {vocab}).", param="prompt")
+        return ids
+
+    # -- access --------------------------------------------------------------------------
+
+    async def authorise(self, request: Request, prepared: _Prepared) -> _Access:
+        """Validator challenge, voucher, or open access; raises ApiError otherwise."""
+        depth = self.engine.queue_depth
+        if depth >= self.config.server.max_queue_depth:
+            retry = self.config.server.retry_after_s
+            raise ApiError(
+                429,
+                f"The miner is overloaded ({depth} requests queued); retry in {retry} s.",
+                type="server_overloaded",
+                code="overloaded",
+                headers={"Retry-After": str(retry)},
+            )
+        if has_challenge_headers(request.headers):
+            if self.auth is None:
+                raise ApiError(
+                    401,
+                    "This miner does not accept validator challenges (no metagraph).",
+                    type="authentication_error",
+                    code="challenges_disabled",
+                )
+            try:
+                await self.auth.authenticate(request.headers, prepared.body)
+            except ChallengeRejected as exc:
+                headers = {"Retry-After": "1"} if exc.status == 429 else None
+                raise ApiError(
+                    exc.status,
+                    exc.message,
+                    type="authentication_error",
+                    code=exc.code,
+                    headers=headers,
+                ) from None
+            return _Access(kind="validator")
+        if self.gate is None or not self.config.payment.require_payment:
+            return _Access(kind="open")
+        try:
+            ticket = await self.gate.admit(
+                request.headers.get(VOUCHER_HEADER),
+                prompt_tokens=len(prepared.prompt_token_ids),
+                max_tokens=prepared.params.max_tokens,
+            )
+        except PaymentRequired as exc:
+            raise ApiError(
+                exc.status,
+                exc.message,
+                type="payment_required" if exc.status == 402 else "conflict",
+                code=exc.code,
+                extra={"quote": exc.quote},
+            ) from None
+        self.metrics.earnings.inc(ticket.increment)
+        return _Access(kind="paid", ticket=ticket)
+
+    def price(self, access: _Access, prompt_tokens: int, completion_tokens: int) -> int:
+        """What this response costs (validators are free)."""
+        if access.kind == "validator":
+            return 0
+        return self.config.pricing.price(
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+
+    def settle_access(self, access: _Access, price: int | None) -> None:
+        """Record the delivered price on the channel (``None``: nothing delivered)."""
+        if access.ticket is None or self.gate is None:
+            return
+        if price is None:
+            self.gate.release(access.ticket)
+        else:
+            self.gate.complete(access.ticket, price)
+
+    # -- results -------------------------------------------------------------------------
+
+    def sign(self, prepared: _Prepared, result: GenerationResult, price: int) -> Receipt:
+        """The hotkey's receipt for a finished generation."""
+        return sign_receipt(
+            self.hotkey,
+            request_hash=hash_request_body(prepared.body),
+            output_hash=output_hash(result.output_token_ids),
+            proof_commitment=result.proof.commitment(),
+            price=price,
+            chain_id=self.config.payment.chain_id,
+        )
+
+    def latent_field(
+        self, access: _Access, result: GenerationResult, receipt: Receipt, proof: bytes
+    ) -> dict[str, Any]:
+        """The ``latent`` object added to responses."""
+        return {
+            "receipt": receipt.to_json(),
+            "proof": base64.b64encode(proof).decode("ascii"),
+            "output_token_ids": list(result.output_token_ids),
+            "access": access.kind,
+        }
+
+    def record_result(self, access: _Access, result: GenerationResult, proof: bytes) -> None:
+        """Update token, proof and latency metrics for a finished generation."""
+        self.metrics.prompt_tokens.inc(len(result.prompt_token_ids))
+        self.metrics.completion_tokens.inc(len(result.output_token_ids))
+        self.metrics.proof_bytes.inc(len(proof))
+        self.metrics.time_to_first_token.observe(result.time_to_first_token_s)
+        self.metrics.completions.labels(access=access.kind).inc()
+
+    async def complete(self, request: Request, kind: Literal["text", "chat"]) -> Response:
+        """Handle a completion or chat completion request."""
+        prepared = await self.prepare(request, CompletionBody if kind == "text" else ChatBody)
+        access = await self.authorise(request, prepared)
+        generation = GenerationRequest(
+            prompt_token_ids=prepared.prompt_token_ids, params=prepared.params
+        )
+        if prepared.stream:
+            try:  # the engine validates here, before the first delta: still a plain 400
+                deltas = self.engine.stream(generation)
+            except BaseException:
+                self.settle_access(access, None)
+                raise
+            return StreamingResponse(
+                self._stream(kind, prepared, access, deltas),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        try:
+            result = await self.engine.generate(generation)
+        except BaseException:
+            self.settle_access(access, None)
+            raise
+        price = self.price(access, len(result.prompt_token_ids), len(result.output_token_ids))
+        self.settle_access(access, price)
+        proof = result.proof.to_bytes()
+        receipt = self.sign(prepared, result, price)
+        self.record_result(access, result, proof)
+        body = _completion_body(kind, self.model_id, result)
+        body["latent"] = self.latent_field(access, result, receipt, proof)
+        headers = {RECEIPT_HEADER: encode_receipt_header(receipt)}
+        if len(proof) <= self.config.server.proof_header_max_bytes:
+            headers[PROOF_HEADER] = base64.b64encode(proof).decode("ascii")
+        return JSONResponse(body, headers=headers)
+
+    async def _stream(
+        self,
+        kind: Literal["text", "chat"],
+        prepared: _Prepared,
+        access: _Access,
+        deltas: AsyncIterator[TokenDelta],
+    ) -> AsyncIterator[bytes]:
+        """Server-sent events in OpenAI's chunk format, receipt in the final chunk."""
+        chunk_id = ("cmpl-" if kind == "text" else "chatcmpl-") + secrets.token_hex(12)
+        created = int(time.time())
+        obj = "text_completion" if kind == "text" else "chat.completion.chunk"
+        delivered_tokens = 0
+        settled = False
+
+        def chunk(choice: dict[str, Any], **extra: Any) -> bytes:
+            payload = {
+                "id": chunk_id,
+                "object": obj,
+                "created": created,
+                "model": self.model_id,
+                "choices": [choice],
+                **extra,
+            }
+            return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+        try:
+            if kind == "chat":
+                yield chunk(
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                        "logprobs": None,
+                    }
+                )
+            result: GenerationResult | None = None
+            async for delta in deltas:
+                delivered_tokens += len(delta.token_ids)
+                if delta.text:
+                    yield chunk(_delta_choice(kind, delta.text))
+                if delta.result is not None:
+                    result = delta.result
+            if result is None:
+                raise LatentError("engine stream ended without a result")
+            price = self.price(access, len(result.prompt_token_ids), len(result.output_token_ids))
+            self.settle_access(access, price)
+            settled = True
+            proof = result.proof.to_bytes()
+            receipt = self.sign(prepared, result, price)
+            self.record_result(access, result, proof)
+            final = _delta_choice(kind, "")
+            if kind == "chat":
+                final["delta"] = {}
+            final["finish_reason"] = result.finish_reason
+            yield chunk(
+                final,
+                usage=_usage(result),
+                latent=self.latent_field(access, result, receipt, proof),
+            )
+            yield b"data: [DONE]\n\n"
+        except LatentError as exc:
+            # Headers are gone already: report in-band, as OpenAI does, and end the stream.
+            error = {
+                "error": {"message": str(exc), "type": "server_error", "param": None, "code": None}
+            }
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+        finally:
+            closer = getattr(deltas, "aclose", None)
+            if closer is not None:
+                await closer()  # a client that left cancels its engine request
+            if not settled:
+                # Client gone or engine failed: charge the tokens already streamed (so cutting
+                # a stream short is not a way to be served for free), nothing more.
+                charge: int | None = None
+                if delivered_tokens:
+                    charge = self.price(access, len(prepared.prompt_token_ids), delivered_tokens)
+                self.settle_access(access, charge)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"Request body larger than {limit} bytes; shorten the prompt.",
+        code="request_too_large",
+    )
+
+
+def _vocab_size(engine: Engine) -> int | None:
+    vocab = getattr(engine, "vocab_size", None)
+    if isinstance(vocab, int):
+        return vocab
+    tokenizer = getattr(engine, "tokenizer", None)
+    return len(tokenizer) if tokenizer is not None else None
+
+
+def _chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for i, message in enumerate(messages):
+        content = message.content
+        if content is None:
+            text = ""
+        elif isinstance(content, str):
+            text = content
+        else:
+            parts: list[str] = []
+            for part in content:
+                if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise ApiError(
+                        400,
+                        "Only text content parts are supported.",
+                        param=f"messages.{i}.content",
+                    )
+                parts.append(part["text"])
+            text = "".join(parts)
+        role = "system" if message.role == "developer" else message.role
+        out.append({"role": role, "content": text})
+    return out
+
+
+def _usage(result: GenerationResult) -> dict[str, int]:
+    prompt = len(result.prompt_token_ids)
+    completion = len(result.output_token_ids)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _delta_choice(kind: Literal["text", "chat"], text: str) -> dict[str, Any]:
+    if kind == "text":
+        return {"index": 0, "text": text, "finish_reason": None, "logprobs": None}
+    return {"index": 0, "delta": {"content": text}, "finish_reason": None, "logprobs": None}
+
+
+def _completion_body(
+    kind: Literal["text", "chat"], model_id: str, result: GenerationResult
+) -> dict[str, Any]:
+    created = int(time.time())
+    if kind == "text":
+        return {
+            "id": "cmpl-" + secrets.token_hex(12),
+            "object": "text_completion",
+            "created": created,
+            "model": model_id,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": result.text,
+                    "finish_reason": result.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(result),
+        }
+    return {
+        "id": "chatcmpl-" + secrets.token_hex(12),
+        "object": "chat.completion",
+        "created": created,
+        "model": model_id,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": result.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage(result),
+    }
+
+
+class _MetricsMiddleware:
+    """Counts every response by route and status and times it to the last byte."""
+
+    def __init__(self, app: ASGIApp, metrics: MinerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        endpoint = path if path in _KNOWN_PATHS else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.requests.labels(endpoint=endpoint, status=str(status)).inc()
+            self.metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+
+
+_KNOWN_PATHS = frozenset(
+    {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"}
+)
+
+
+def create_app(
+    config: MinerConfig,
+    engine: Engine,
+    *,
+    hotkey: LocalAccount,
+    gate: PaymentGate | None = None,
+    auth: ValidatorAuth | None = None,
+    metrics: MinerMetrics | None = None,
+    manage_engine: bool = True,
+) -> FastAPI:
+    """The miner's FastAPI app. With ``manage_engine`` the app's lifespan starts/stops the engine."""
+    metrics = metrics or MinerMetrics()
+    server = MinerServer(
+        config=config, engine=engine, hotkey=hotkey, gate=gate, auth=auth, metrics=metrics
+    )
+    metrics.watch_queue_depth(lambda: engine.queue_depth)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_engine:
+            await engine.start()
+        try:
+            yield
+        finally:
+            if manage_engine:
+                await engine.stop()
+
+    app = FastAPI(title="Latent miner", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.miner = server
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
+        code = "context_length_exceeded" if "context length" in exc.message else None
+        return ApiError(400, exc.message, param=exc.param, code=code).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return ApiError(exc.status_code, str(exc.detail), code=None).response()
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+        return ApiError(
+            500, f"Internal error: {type(exc).__name__}", type="server_error"
+        ).response()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await server.complete(request, "text")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await server.complete(request, "chat")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(server)]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str) -> dict[str, Any]:
+        if model_id != server.model_id:
+            raise ApiError(404, f"The model '{model_id}' does not exist.", code="model_not_found")
+        return _model_card(server)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": server.model_id,
+            "miner": hotkey.address,
+            "queue_depth": engine.queue_depth,
+            "payment_required": config.payment.require_payment,
+        }
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _model_card(server: MinerServer) -> dict[str, Any]:
+    return {
+        "id": server.model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": server.hotkey.address,
+        "max_context": server.engine.max_context,
+    }
+
+
+@asynccontextmanager
+async def serve_in_loop(
+    app: FastAPI, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn inside the running event loop; yields the base URL.
+
+    Binds the socket first (``port=0`` picks a free one), so the URL is known before the
+    server starts. Used by the benchmark and the tests; ``latent miner run`` serves the
+    same way in the foreground.
+    """
+    import socket
+
+    import uvicorn
+
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only for
+    # sockets that say so, and without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # re-raise the startup failure
+                raise LatentError("the miner server stopped during startup")
+            await asyncio.sleep(0.01)
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
