@@ -163,7 +163,9 @@ class Contract:
             lambda p: fn.build_transaction(p),
             params,
             gas=gas,
-            estimate=lambda: fn.estimate_gas(params),
+            # Estimated against the pending block, where the transaction will be mined,
+            # so block-number-dependent checks (windows, unbonding) judge the right block.
+            estimate=lambda: fn.estimate_gas(params, block_identifier="pending"),
             contract=self.name,
         )
 

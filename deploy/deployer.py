@@ -57,8 +57,44 @@ def _token_args(ctx: DeployContext) -> tuple[Any, ...]:
     return (ctx.deployer, ctx.deployer)
 
 
+def _metagraph_args(ctx: DeployContext) -> tuple[Any, ...]:
+    return (ctx.addresses["SubnetToken"], ctx.deployer)
+
+
+def _configure_metagraph(ctx: DeployContext, contract: Contract, owner: LocalAccount) -> None:
+    """Set the network's hyperparameters; only those that differ are sent."""
+    from chain.metagraph import HyperParam, MetagraphClient
+
+    client = MetagraphClient(ctx.w3, contract.address)
+    current = client.hyperparameters()
+    for name, value in ctx.network.metagraph.items():
+        try:
+            param = HyperParam[name.upper()]
+        except KeyError:
+            raise ConfigError(
+                f"networks.toml: [{ctx.network.name}.metagraph] has unknown hyperparameter {name!r}"
+            ) from None
+        if getattr(current, name) != value:
+            client.set_hyperparameter(owner, param, value)
+
+
+def _escrow_args(ctx: DeployContext) -> tuple[Any, ...]:
+    # Fees accrue to the subnet owner until the emission contract (the reward pool that
+    # adds them to the validators' share) is deployed; the owner can repoint it.
+    return (
+        ctx.deployer,
+        ctx.deployer,
+        ctx.network.escrow_fee_bps,
+        ctx.network.escrow_grace_period_s,
+    )
+
+
 #: The contracts Latent deploys, in dependency order.
-PLAN: tuple[ContractSpec, ...] = (ContractSpec("SubnetToken", _token_args),)
+PLAN: tuple[ContractSpec, ...] = (
+    ContractSpec("SubnetToken", _token_args),
+    ContractSpec("Metagraph", _metagraph_args, configure=_configure_metagraph),
+    ContractSpec("PaymentEscrow", _escrow_args),
+)
 
 
 @dataclass(frozen=True)

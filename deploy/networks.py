@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chain.errors import ConfigError
@@ -26,6 +26,12 @@ class Network:
     """Environment variable that overrides ``rpc_url``."""
     dev_accounts: bool = False
     """Whether anvil's public dev accounts may sign (local chains only)."""
+    metagraph: dict[str, int] = field(default_factory=dict)
+    """Metagraph hyperparameters to set after deployment, by lower-case name."""
+    escrow_fee_bps: int = 100
+    """PaymentEscrow protocol fee in basis points."""
+    escrow_grace_period_s: int = 900
+    """Seconds a miner has to settle after a renter requests close (>= 900)."""
 
 
 def load_networks(path: Path = NETWORKS_FILE) -> dict[str, Network]:
@@ -38,12 +44,16 @@ def load_networks(path: Path = NETWORKS_FILE) -> dict[str, Network]:
     for name, entry in raw.items():
         try:
             rpc_env = str(entry["rpc_env"])
+            escrow = entry.get("escrow", {})
             networks[name] = Network(
                 name=name,
                 chain_id=int(entry["chain_id"]),
                 rpc_url=os.environ.get(rpc_env) or str(entry["rpc_url"]),
                 rpc_env=rpc_env,
                 dev_accounts=bool(entry.get("dev_accounts", False)),
+                metagraph={str(k): int(v) for k, v in entry.get("metagraph", {}).items()},
+                escrow_fee_bps=int(escrow.get("fee_bps", 100)),
+                escrow_grace_period_s=int(escrow.get("grace_period_s", 900)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: network {name!r} is malformed ({exc})") from None
@@ -56,6 +66,4 @@ def get_network(name: str, *, rpc_url: str | None = None) -> Network:
     if name not in networks:
         raise ConfigError(f"unknown network {name!r}; known: {', '.join(sorted(networks))}")
     net = networks[name]
-    if rpc_url:
-        net = Network(net.name, net.chain_id, rpc_url, net.rpc_env, net.dev_accounts)
-    return net
+    return replace(net, rpc_url=rpc_url) if rpc_url else net

@@ -35,6 +35,26 @@ bench_app = typer.Typer(help="Benchmarks (print JSON with --json).", no_args_is_
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(bench_app, name="bench")
 
+
+def _mount_roles() -> None:
+    """Each role's commands live with the role; they are mounted here."""
+    from latent.neuron_cli import mount as mount_neuron_commands
+    from miner.bench_serve import bench_serve
+    from miner.cli import app as miner_app
+    from miner.model_cli import app as model_app
+    from miner.settlement import settle_command
+    from renter.cli import app as renter_app
+
+    mount_neuron_commands(app)  # register, stake, metagraph, weights
+    miner_app.command("settle")(settle_command)
+    app.add_typer(miner_app, name="miner")
+    app.add_typer(renter_app, name="renter")
+    app.add_typer(model_app, name="model")
+    bench_app.command("serve")(bench_serve)
+
+
+_mount_roles()
+
 console = Console()
 err_console = Console(stderr=True)
 

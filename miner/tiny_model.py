@@ -30,9 +30,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
+from chain.paths import MODELS_DIR
+
 __all__ = ["DEFAULT_TINY_MODEL_DIR", "build_tiny_model", "weights_hash"]
 
-DEFAULT_TINY_MODEL_DIR = Path("build/models/tiny")
+DEFAULT_TINY_MODEL_DIR = MODELS_DIR / "tiny"
 
 BOS = "<|bos|>"
 EOS = "<|eos|>"

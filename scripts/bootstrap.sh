@@ -23,7 +23,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 py_stamp=".venv/.latent-installed"
-py_want="$(cat pyproject.toml | sha256sum | cut -c1-64)"
+# The editable install records the top-level packages it saw: a new one needs a reinstall.
+py_want="$( (cat pyproject.toml; ls -d */__init__.py) | sha256sum | cut -c1-64)"
 if [ "$(cat "$py_stamp" 2>/dev/null || true)" != "$py_want" ]; then
     log "installing Python dependencies (first run takes a few minutes)"
     .venv/bin/python -m pip install --quiet --upgrade pip
