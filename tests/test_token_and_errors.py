@@ -65,12 +65,13 @@ def test_revert_decoded_into_named_exception(
     fresh_chain: Web3, token: SubnetTokenClient, accounts: list[LocalAccount]
 ) -> None:
     poor, rich = accounts[5], accounts[6]
+    balance = token.balance_of(poor.address)  # other tests may have funded it
     with pytest.raises(custom_error("ERC20InsufficientBalance")) as info:
-        token.transfer(rich.address, ONE, sender=poor)
+        token.transfer(rich.address, balance + ONE, sender=poor)
     err = info.value
     assert type(err).__name__ == "ERC20InsufficientBalance"
     assert isinstance(err, ContractRevert) and isinstance(err, LatentError)
-    assert err.error_args == {"sender": poor.address, "balance": 0, "needed": ONE}
+    assert err.error_args == {"sender": poor.address, "balance": balance, "needed": balance + ONE}
     assert "ERC20InsufficientBalance" in str(err)
 
 
