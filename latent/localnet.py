@@ -1,7 +1,8 @@
 """``latent localnet``: the whole subnet on one machine.
 
-Today: start anvil (1 s blocks by default), deploy the contracts, print their addresses,
-then keep the node up until Ctrl-C. Later issues add the miners, validators, renter and
+Today: start anvil (1 s blocks by default), deploy the contracts (localnet hyperparameters
+from ``deploy/networks.toml``: tempo 20), give dev accounts 1-9 tokens to burn, stake and
+pay with, print the addresses, then keep the node up until Ctrl-C. Later issues add the miners, validators, renter and
 dashboard as tasks of the same asyncio loop.
 """
 
@@ -12,12 +13,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
+from web3 import Web3
 
 from chain.client import connect
 from chain.keys import dev_accounts
 from chain.node import AnvilNode
+from chain.token import ONE, SubnetTokenClient
 from deploy.deployer import deploy_plan
 from deploy.manifest import manifest_path
 from deploy.networks import get_network
@@ -37,6 +41,20 @@ class LocalnetConfig:
     """Exit after deploying (for scripts and tests) instead of serving until Ctrl-C."""
 
 
+#: Tokens each dev account holds on a localnet (to burn for registration, stake, pay).
+DEV_ACCOUNT_TOKENS = 10_000 * ONE
+
+
+def fund_dev_accounts(w3: Web3, token_address: str, accounts: list[LocalAccount]) -> None:
+    """Top every dev account up to :data:`DEV_ACCOUNT_TOKENS` (the deployer is the minter)."""
+    token = SubnetTokenClient(w3, token_address)
+    minter = accounts[0]
+    for account in accounts[1:]:
+        missing = DEV_ACCOUNT_TOKENS - token.balance_of(account.address)
+        if missing > 0:
+            token.mint(account.address, missing, sender=minter)
+
+
 def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None:
     """Start the node, deploy, print the addresses; serve until interrupted unless ``once``."""
     console = console or Console()
@@ -49,7 +67,9 @@ def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None
     )
     with node:
         w3 = connect(node.rpc_url, expected_chain_id=net.chain_id)
-        _, steps = deploy_plan(w3, net, dev_accounts(1)[0])
+        accounts = dev_accounts(10)
+        manifest, steps = deploy_plan(w3, net, accounts[0])
+        fund_dev_accounts(w3, manifest.address("SubnetToken"), accounts)
         table = Table("contract", "address", "action", title=f"localnet at {node.rpc_url}")
         for step in steps:
             table.add_row(step.name, step.address, step.action)

@@ -91,3 +91,10 @@ def test_help_works(args: list[str]) -> None:
     result = latent(*args)
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def test_usage_error_is_not_a_traceback() -> None:
+    result = latent("renter", "open", "--amount", "5")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "Missing option '--miner'" in result.stderr
