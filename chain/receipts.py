@@ -47,6 +47,11 @@ from eth_utils import keccak, to_checksum_address
 
 from chain.errors import LatentError
 
+try:  # libsecp256k1 bindings: ~6x faster than eth_account's signing path (same bytes)
+    import coincurve as _coincurve
+except ImportError:  # pragma: no cover - coincurve is a dependency; kept optional
+    _coincurve = None  # type: ignore[assignment]
+
 RECEIPT_DOMAIN_NAME = "Latent"
 RECEIPT_DOMAIN_VERSION = "1"
 RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
@@ -234,7 +239,6 @@ def sign_receipt(
         price=price,
         chain_id=chain_id,
     )
-    signed = hotkey.unsafe_sign_hash(Hash32(digest))  # an EIP-712 digest, never raw data
     return Receipt(
         request_hash=request_hash,
         output_hash=output_hash,
@@ -242,8 +246,32 @@ def sign_receipt(
         price=price,
         miner=hotkey.address,
         chain_id=chain_id,
-        signature=bytes(signed.signature),
+        signature=sign_digest(hotkey, digest),
     )
+
+
+def sign_digest(account: LocalAccount, digest: bytes) -> bytes:
+    """65-byte ``r || s || v`` (v in {27, 28}, low s) signature of a 32-byte EIP-712 digest.
+
+    Byte-identical to ``account.unsafe_sign_hash(digest).signature`` (both are RFC 6979
+    deterministic libsecp256k1 signatures; tested), computed straight through coincurve when
+    it is installed because it is on every response's path. Never pass raw data: ``digest``
+    must already be a domain-separated hash.
+    """
+    if len(digest) != 32:
+        raise ReceiptInvalid(f"digest must be 32 bytes, got {len(digest)}")
+    if _coincurve is None:  # pragma: no cover
+        return bytes(account.unsafe_sign_hash(Hash32(digest)).signature)
+    raw = _signing_key(bytes(account.key)).sign_recoverable(digest, hasher=None)
+    return raw[:64] + bytes((raw[64] + 27,))
+
+
+@functools.lru_cache(maxsize=8)
+def _signing_key(secret: bytes) -> Any:
+    """coincurve key for ``secret`` (building one derives two public keys: ~50 us; a miner
+    signs with the same hotkey all day)."""
+    assert _coincurve is not None
+    return _coincurve.PrivateKey(secret)
 
 
 def recover_receipt_signer(receipt: Receipt) -> str:

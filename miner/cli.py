@@ -203,7 +203,9 @@ def run(
         auth=AuthConfig(),
     )
     config.validate()
-    asyncio.run(serve_miner(config, account))
+    from miner.server import run_async  # uvloop when installed, like the benchmark
+
+    run_async(serve_miner(config, account))
 
 
 async def serve_miner(

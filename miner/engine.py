@@ -20,8 +20,12 @@ Design (decisions where the issue is silent):
   proof covers exactly these); the text omits special tokens and is cut before the first stop
   string. Streaming holds back text that could be the start of a stop string, and a trailing
   incomplete UTF-8 character.
-* The batching loop runs in the process's asyncio loop; all torch work goes through
-  ``asyncio.to_thread`` one step at a time.
+* The batching loop runs in its own thread, started and stopped from the asyncio loop, and
+  steps back to back while there is work: it never waits for the event loop between steps
+  (a busy HTTP server used to delay every step by a loop iteration), and the loop no longer
+  pays a thread hand-off per step. Requests reach it through a deque plus a
+  ``threading.Event``; each step's deltas go back in one ``call_soon_threadsafe`` callback
+  that feeds the per-request ``asyncio.Queue`` s, in order.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -104,6 +109,9 @@ class _Sequence:
     queue: asyncio.Queue[TokenDelta | BaseException]
     submitted_at: float
     generator: torch.Generator | None
+    #: False for ``generate``: intermediate deltas are not queued (the event loop wakes once
+    #: per request instead of once per token).
+    want_deltas: bool = True
     output_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     chunk_rows: list[torch.Tensor] = field(default_factory=list)
@@ -115,6 +123,8 @@ class _Sequence:
     final_text: str = ""
     cancelled: bool = False
     done: bool = False
+    #: An error was delivered (set on the event loop); later deltas are dropped.
+    failed: bool = False
 
 
 @dataclass
@@ -168,9 +178,10 @@ class InferenceEngine:
         self._device = next(model.parameters()).device
         self._pending: deque[_Sequence] = deque()
         self._batch: _Batch | None = None
-        self._wakeup = asyncio.Event()
+        self._wakeup = threading.Event()
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -261,23 +272,28 @@ class InferenceEngine:
     @property
     def running(self) -> bool:
         """True while the batching loop runs."""
-        return self._task is not None and not self._task.done()
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     async def start(self) -> None:
         """Start the batching loop in the running asyncio loop (idempotent)."""
         if self.running:
             return
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name=f"engine:{self.model_id}")
+        self._wakeup = threading.Event()
+        self._thread = threading.Thread(
+            target=self._thread_main, name=f"engine:{self.model_id}", daemon=True
+        )
+        self._thread.start()
 
     async def stop(self) -> None:
         """Stop the loop; requests still queued or running fail with :class:`EngineNotRunning`."""
         self._stopping = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        await asyncio.sleep(0)  # deliver the last step's deltas before failing the rest
         stopped = EngineNotRunning("the inference engine stopped before this request finished")
         for seq in [*self._pending, *(self._batch.seqs if self._batch else [])]:
             self._fail(seq, stopped)
@@ -287,14 +303,15 @@ class InferenceEngine:
     @property
     def queue_depth(self) -> int:
         """Requests waiting plus running (for 429 decisions)."""
-        live = [*self._pending, *(self._batch.seqs if self._batch else [])]
+        batch = self._batch  # the engine thread may replace it meanwhile
+        live = [*self._pending, *(batch.seqs if batch is not None else [])]
         return sum(1 for s in live if not s.done and not s.cancelled)
 
     # -- requests ---------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Serve ``request`` to completion."""
-        async for delta in self.stream(request):
+        """Serve ``request`` to completion (only the final delta reaches the event loop)."""
+        async for delta in self._submit(request, want_deltas=False):
             if delta.result is not None:
                 return delta.result
         raise InferenceFailed("generation ended without a result")  # unreachable by design
@@ -303,6 +320,11 @@ class InferenceEngine:
         """Serve ``request`` as a stream of :class:`TokenDelta`; the last one carries the
         result. Validation errors raise here, before the first delta; leaving the iteration
         early cancels the request."""
+        return self._submit(request, want_deltas=True)
+
+    def _submit(
+        self, request: GenerationRequest, *, want_deltas: bool
+    ) -> AsyncIterator[TokenDelta]:
         self.check_request(request)
         if not self.running:
             raise EngineNotRunning("the inference engine is not running; call start() first")
@@ -316,6 +338,7 @@ class InferenceEngine:
             queue=asyncio.Queue(),
             submitted_at=time.perf_counter(),
             generator=generator,
+            want_deltas=want_deltas,
         )
         self._pending.append(seq)
         self._wakeup.set()
@@ -334,28 +357,58 @@ class InferenceEngine:
             if not seq.done:
                 seq.cancelled = True
 
-    # -- the batching loop (event-loop side) ------------------------------------------------
+    # -- the batching loop (engine thread) ---------------------------------------------------
 
-    async def _run(self) -> None:
+    def _thread_main(self) -> None:
+        try:
+            self._serve_forever()
+        except BaseException as exc:  # never leave requests hanging on a dead thread
+            log.exception("inference engine thread died")
+            self._stopping = True
+            batch = self._batch
+            seqs = [*self._pending, *(batch.seqs if batch is not None else [])]
+            self._post(self._fail_all, seqs, InferenceFailed(f"inference engine died: {exc}"))
+
+    def _serve_forever(self) -> None:
         while not self._stopping:
             if not self._pending and self._batch is None:
+                self._wakeup.wait()
                 self._wakeup.clear()
-                await self._wakeup.wait()
                 continue
             admitted = self._take_admissible()
             try:
-                deltas = await asyncio.to_thread(self._step, admitted)
+                deltas = self._step(admitted)
             except (RuntimeError, ValueError, IndexError, LatentError) as exc:
                 log.exception("inference step failed; failing the running requests")
                 failure = InferenceFailed(f"inference failed: {exc}")
-                for seq in [*admitted, *(self._batch.seqs if self._batch else [])]:
-                    self._fail(seq, failure)
+                seqs = [*admitted, *(self._batch.seqs if self._batch else [])]
                 self._batch = None
+                self._post(self._fail_all, seqs, failure)
                 continue
-            for seq, delta in deltas:
+            if deltas:
+                self._post(self._deliver, deltas)
+
+    def _post(self, callback: Any, *args: Any) -> None:
+        """Run ``callback(*args)`` on the event loop (FIFO with earlier posts)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop closed under us: nobody is left to tell
+            self._stopping = True
+
+    # -- event-loop side ----------------------------------------------------------------------
+
+    @staticmethod
+    def _deliver(deltas: list[tuple[_Sequence, TokenDelta]]) -> None:
+        for seq, delta in deltas:
+            if not seq.failed and (seq.want_deltas or delta.result is not None):
                 seq.queue.put_nowait(delta)
-            # Yield to the loop so new requests and consumers run between steps.
-            await asyncio.sleep(0)
+
+    def _fail_all(self, seqs: list[_Sequence], exc: BaseException) -> None:
+        for seq in seqs:
+            self._fail(seq, exc)
 
     def _take_admissible(self) -> list[_Sequence]:
         while self._pending and self._pending[0].cancelled:
@@ -376,9 +429,10 @@ class InferenceEngine:
     def _fail(self, seq: _Sequence, exc: BaseException) -> None:
         if not seq.done:
             seq.done = True
+            seq.failed = True
             seq.queue.put_nowait(exc)
 
-    # -- the batching loop (worker-thread side; pure torch work + bookkeeping) ---------------
+    # -- the batching loop (engine thread; pure torch work + bookkeeping) ---------------------
 
     @torch.inference_mode()
     def _step(self, admitted: list[_Sequence]) -> list[tuple[_Sequence, TokenDelta]]:

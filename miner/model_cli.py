@@ -10,23 +10,40 @@ import typer
 from chain.paths import MODELS_DIR
 
 # torch and transformers load inside the commands, so `latent --help` stays fast.
-DEFAULT_TINY_MODEL_DIR = MODELS_DIR / "tiny"
 
 app = typer.Typer(help="Build and inspect models served by miners.", no_args_is_help=True)
+
+
+#: Kept in step with ``miner.tiny_model.PRESETS`` (tested); listed here so --help stays fast.
+MODEL_PRESETS = ("tiny", "small")
 
 
 @app.command("tiny")
 def tiny(
     out: Annotated[
-        Path, typer.Option("--out", help="Directory to write.")
-    ] = DEFAULT_TINY_MODEL_DIR,
+        Path | None,
+        typer.Option("--out", help="Directory to write (default: models/<preset>)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Weight seed; same seed, same bytes.")] = 0,
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help="Architecture: tiny (tests, localnet) or small (hidden 512, 6 layers; benches).",
+        ),
+    ] = "tiny",
 ) -> None:
-    """Build the tiny deterministic test model + tokenizer offline (no download)."""
+    """Build a deterministic generated model + tokenizer offline (no download)."""
+    from chain.errors import ConfigError
+
+    if preset not in MODEL_PRESETS:
+        raise ConfigError(f"unknown --preset {preset!r}; choose one of {', '.join(MODEL_PRESETS)}")
     from miner.tiny_model import build_tiny_model, weights_hash
 
-    path = build_tiny_model(out, seed=seed)
-    typer.echo(f"tiny model written to {path}")
+    path = build_tiny_model(
+        out if out is not None else MODELS_DIR / preset, seed=seed, preset=preset
+    )
+    typer.echo(f"{preset} model written to {path}")
     typer.echo(f"weights hash: {weights_hash(path)}")
 
 

@@ -29,12 +29,13 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -59,6 +60,8 @@ from miner.types import (
 
 RECEIPT_HEADER = "X-Latent-Receipt"
 PROOF_HEADER = "X-Latent-Proof"
+
+T = TypeVar("T")
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -397,13 +400,21 @@ class MinerServer:
 
     # -- results -------------------------------------------------------------------------
 
-    def sign(self, prepared: _Prepared, result: GenerationResult, price: int) -> Receipt:
-        """The hotkey's receipt for a finished generation."""
+    def sign(
+        self,
+        prepared: _Prepared,
+        result: GenerationResult,
+        price: int,
+        proof_bytes: bytes | None = None,
+    ) -> Receipt:
+        """The hotkey's receipt for a finished generation (``proof_bytes``: the proof's
+        ``to_bytes()`` when the caller has it already; the commitment is their keccak256)."""
+        commitment = result.proof.commitment() if proof_bytes is None else keccak(proof_bytes)
         return sign_receipt(
             self.hotkey,
             request_hash=hash_request_body(prepared.body),
             output_hash=output_hash(result.output_token_ids),
-            proof_commitment=result.proof.commitment(),
+            proof_commitment=commitment,
             price=price,
             chain_id=self.config.payment.chain_id,
         )
@@ -453,7 +464,7 @@ class MinerServer:
         price = self.price(access, len(result.prompt_token_ids), len(result.output_token_ids))
         self.settle_access(access, price)
         proof = result.proof.to_bytes()
-        receipt = self.sign(prepared, result, price)
+        receipt = self.sign(prepared, result, price, proof)
         self.record_result(access, result, proof)
         body = _completion_body(kind, self.model_id, result)
         body["latent"] = self.latent_field(access, result, receipt, proof)
@@ -487,6 +498,15 @@ class MinerServer:
             }
             return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
+        # Per-token chunks differ only in their text: encode the rest once (same bytes as
+        # chunk(_delta_choice(kind, text)); the text is the payload's last string, so the
+        # marker is split off from the right).
+        marker = json.dumps("\x00latent-text\x00")
+        head, tail = chunk(_delta_choice(kind, json.loads(marker))).rsplit(marker.encode(), 1)
+
+        def text_chunk(text: str) -> bytes:
+            return head + json.dumps(text).encode() + tail
+
         try:
             if kind == "chat":
                 yield chunk(
@@ -501,7 +521,7 @@ class MinerServer:
             async for delta in deltas:
                 delivered_tokens += len(delta.token_ids)
                 if delta.text:
-                    yield chunk(_delta_choice(kind, delta.text))
+                    yield text_chunk(delta.text)
                 if delta.result is not None:
                     result = delta.result
             if result is None:
@@ -510,7 +530,7 @@ class MinerServer:
             self.settle_access(access, price)
             settled = True
             proof = result.proof.to_bytes()
-            receipt = self.sign(prepared, result, price)
+            receipt = self.sign(prepared, result, price, proof)
             self.record_result(access, result, proof)
             final = _delta_choice(kind, "")
             if kind == "chat":
@@ -766,6 +786,20 @@ def _model_card(server: MinerServer) -> dict[str, Any]:
         "owned_by": server.hotkey.address,
         "max_context": server.engine.max_context,
     }
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop's event loop when uvloop is installed (the loop uvicorn
+    itself would pick), else on the standard loop. Serving and benchmarks use it, so the
+    benchmark measures the loop the miner runs on."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 @asynccontextmanager

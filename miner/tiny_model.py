@@ -2,6 +2,8 @@
 
 Used by the tests and the CPU localnet in place of a real model: no download, a few hundred KB,
 and byte-identical on every rebuild with the same seed (same torch / transformers versions).
+A second preset, ``small`` (hidden 512, 6 layers, same tokenizer and recipe), gives benchmarks
+a more realistic per-request compute size.
 
 Decisions (the issue is silent on them):
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +35,7 @@ from transformers.utils import logging as hf_logging
 
 from chain.paths import MODELS_DIR
 
-__all__ = ["DEFAULT_TINY_MODEL_DIR", "build_tiny_model", "weights_hash"]
+__all__ = ["DEFAULT_TINY_MODEL_DIR", "PRESETS", "ModelPreset", "build_tiny_model", "weights_hash"]
 
 DEFAULT_TINY_MODEL_DIR = MODELS_DIR / "tiny"
 
@@ -44,8 +47,47 @@ END_HEADER = "<|end_header|>"
 EOT = "<|eot|>"
 SPECIAL_TOKENS = (BOS, EOS, PAD, START_HEADER, END_HEADER, EOT)
 
-#: Standard deviation of every linear / embedding weight (see module docstring).
+#: Standard deviation of every linear / embedding weight of the tiny preset (see module
+#: docstring); wider presets scale it by ``sqrt(64 / hidden_size)`` so that logits keep the
+#: tiny model's spread (the LM head sees unit-RMS inputs: logit std = std * sqrt(hidden)).
 WEIGHT_STD = 0.25
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Architecture of a generated model (all presets share the tokenizer)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+
+    @property
+    def weight_std(self) -> float:
+        """Std of linear / embedding weights: exactly ``WEIGHT_STD`` at hidden 64."""
+        return WEIGHT_STD * (64 / self.hidden_size) ** 0.5
+
+
+#: ``tiny``: tests and the CPU localnet (~100k parameters, each request a few ms of compute).
+#: ``small``: benchmarks with a more realistic per-request compute size on CPU
+#: (~18M parameters, hidden 512, 6 layers; ~70 MB in fp32). Same tokenizer, same recipe.
+PRESETS: dict[str, ModelPreset] = {
+    "tiny": ModelPreset(
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    ),
+    "small": ModelPreset(
+        hidden_size=512,
+        intermediate_size=1408,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+    ),
+}
 
 #: Hand-picked merges of frequent English pairs ("Ġ" is the byte-level symbol for a space).
 _MERGES: tuple[tuple[str, str], ...] = (
@@ -143,24 +185,30 @@ def _build_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
-    """Write the tiny model + tokenizer to ``out_dir`` (created if missing) and return it.
+def build_tiny_model(out_dir: Path, *, seed: int = 0, preset: str = "tiny") -> Path:
+    """Write a generated model + tokenizer to ``out_dir`` (created if missing) and return it.
 
-    The directory loads with ``AutoModelForCausalLM.from_pretrained(out_dir,
+    ``preset`` names the architecture (:data:`PRESETS`: ``"tiny"`` or ``"small"``). The
+    directory loads with ``AutoModelForCausalLM.from_pretrained(out_dir,
     local_files_only=True)`` and ``AutoTokenizer.from_pretrained(...)``. Rebuilding with the same
-    ``seed`` gives byte-identical files; another seed gives other weights, same architecture.
+    ``seed`` and preset gives byte-identical files; another seed gives other weights, same
+    architecture.
     """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    arch = PRESETS[preset]
+    std = arch.weight_std
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = _build_tokenizer()
     vocab_size = len(tokenizer)  # every model row decodes to a token
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=176,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_hidden_layers,
+        num_attention_heads=arch.num_attention_heads,
+        num_key_value_heads=arch.num_key_value_heads,
         max_position_embeddings=1024,
         rms_norm_eps=1e-5,
         tie_word_embeddings=False,
@@ -178,7 +226,7 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
                 param.fill_(1.0)
             else:
                 param.copy_(
-                    torch.randn(param.shape, generator=generator, dtype=torch.float32) * WEIGHT_STD
+                    torch.randn(param.shape, generator=generator, dtype=torch.float32) * std
                 )
     model.generation_config.do_sample = False
     model.generation_config.pad_token_id = tokenizer.pad_token_id
