@@ -72,6 +72,9 @@ contract Metagraph is IMetagraph, Ownable2Step {
     uint16 private _neuronCount;
     uint64 private _lastPermitUpdate;
     address private _epoch;
+    /// @dev Set by the epoch contract while an epoch is in progress: registration and reveals
+    /// wait, so every chunk of the epoch reads the same weights and uids.
+    bool private _epochRunning;
     uint256 private _permits;
     /// @dev Bit `uid`: `_weights[uid]` may hold non-zero words (cleared when the uid is replaced).
     uint256 private _rowsWritten;
@@ -137,6 +140,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
         returns (uint16 uid, uint256 burned)
     {
         if (hotkey == address(0)) revert MetagraphZeroHotkey();
+        if (_epochRunning) revert MetagraphEpochInProgress();
         uint256 existing = _uidPlusOne[hotkey];
         if (existing != 0) revert MetagraphHotkeyAlreadyRegistered(hotkey, uint16(existing - 1));
         address owner_ = _hotkeyOwner[hotkey];
@@ -268,12 +272,22 @@ contract Metagraph is IMetagraph, Ownable2Step {
 
     /// @inheritdoc IMetagraph
     function addStake(address hotkey, uint256 amount) external {
+        _addStake(msg.sender, hotkey, amount);
+    }
+
+    /// @inheritdoc IMetagraph
+    function addStakeFor(address coldkey, address hotkey, uint256 amount) external {
+        _addStake(coldkey, hotkey, amount);
+    }
+
+    /// @dev The caller pays `amount`; `coldkey` owns the stake.
+    function _addStake(address coldkey, address hotkey, uint256 amount) private {
         if (amount == 0) revert MetagraphZeroAmount();
         _requireUid(hotkey);
         uint256 total = _hotkeyStake[hotkey] + amount;
-        _setStake(hotkey, msg.sender, _stake[hotkey][msg.sender] + amount, total);
+        _setStake(hotkey, coldkey, _stake[hotkey][coldkey] + amount, total);
         _totalStake += amount;
-        emit StakeAdded(msg.sender, hotkey, amount, total);
+        emit StakeAdded(coldkey, hotkey, amount, total);
         IERC20(address(_token)).safeTransferFrom(msg.sender, address(this), amount);
     }
 
@@ -417,6 +431,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
     {
         WeightCommit memory commit = _commits[uid];
         if (commit.hash == bytes32(0)) revert MetagraphNoCommit(uid);
+        if (_epochRunning) revert MetagraphEpochInProgress();
         if (_permits & (1 << uid) == 0) revert MetagraphNoValidatorPermit(uid);
         _checkRevealWindow(commit.block);
         bytes32 revealed = keccak256(abi.encode(msg.sender, uids, values, salt, versionKey));
@@ -492,6 +507,38 @@ contract Metagraph is IMetagraph, Ownable2Step {
     }
 
     /// @inheritdoc IMetagraph
+    function epochRows(uint16[] calldata uids, uint256 firstWord, uint256 wordCount, bool withKeys)
+        external
+        view
+        returns (uint256[] memory stakes, uint64[] memory lastUpdates, uint256[] memory words)
+    {
+        uint256 count = uids.length;
+        uint256 keyed = withKeys ? count : 0;
+        stakes = new uint256[](keyed);
+        lastUpdates = new uint64[](keyed);
+        words = new uint256[](count * wordCount);
+        for (uint256 k; k < count; ++k) {
+            uint256 uid = uids[k];
+            if (withKeys) {
+                stakes[k] = _neurons[uid].stake;
+                lastUpdates[k] = _keys[uid].lastUpdate;
+            }
+            // Reverts (index out of bounds) for uid >= 256 or firstWord + wordCount > 16.
+            for (uint256 w; w < wordCount; ++w) {
+                words[k * wordCount + w] = _weights[uid][firstWord + w];
+            }
+        }
+    }
+
+    /// @inheritdoc IMetagraph
+    function hotkeys(uint16 firstUid, uint256 count) external view returns (address[] memory keys) {
+        keys = new address[](count);
+        for (uint256 k; k < count; ++k) {
+            keys[k] = _keys[firstUid + k].hotkey;
+        }
+    }
+
+    /// @inheritdoc IMetagraph
     function registrationBlocks() external view returns (uint64[] memory blocks) {
         uint256 n = _neuronCount;
         blocks = new uint64[](n);
@@ -527,6 +574,12 @@ contract Metagraph is IMetagraph, Ownable2Step {
     function setEpochContract(address epoch) external onlyOwner {
         emit EpochContractSet(_epoch, epoch);
         _epoch = epoch;
+        _epochRunning = false;
+    }
+
+    /// @inheritdoc IMetagraph
+    function setEpochRunning(bool running) external onlyEpoch {
+        _epochRunning = running;
     }
 
     /// @inheritdoc IMetagraph

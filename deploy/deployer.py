@@ -89,11 +89,55 @@ def _escrow_args(ctx: DeployContext) -> tuple[Any, ...]:
     )
 
 
+#: Base emission per block of the on-chain epoch (1 token, like subtensor's 1 TAO per block),
+#: halved each time the remaining supply halves.
+EMISSION_PER_BLOCK = 10**18
+
+
+def _yuma_args(ctx: DeployContext) -> tuple[Any, ...]:
+    return (ctx.addresses["Metagraph"], ctx.addresses["SubnetToken"], EMISSION_PER_BLOCK)
+
+
+#: Tokens each anvil dev account gets on a local chain (to burn, stake and pay with).
+DEV_ACCOUNT_TOKENS = 10_000 * 10**18
+
+
+def _fund_dev_accounts(w3: Web3, token_address: str, minter: LocalAccount) -> None:
+    """Top dev accounts 1-9 up to :data:`DEV_ACCOUNT_TOKENS` (local chains only)."""
+    from chain.keys import dev_accounts
+    from chain.token import SubnetTokenClient
+
+    token = SubnetTokenClient(w3, token_address)
+    for account in dev_accounts(10)[1:]:
+        missing = DEV_ACCOUNT_TOKENS - token.balance_of(account.address)
+        if missing > 0:
+            token.mint(account.address, missing, sender=minter)
+
+
+def _configure_yuma(ctx: DeployContext, contract: Contract, owner: LocalAccount) -> None:
+    """Make the epoch contract the metagraph's epoch, the token's minter and the escrow's
+    reward pool; each only when not already so."""
+    w3 = ctx.w3
+    token = Contract(w3, "SubnetToken", ctx.addresses["SubnetToken"])
+    metagraph = Contract(w3, "Metagraph", ctx.addresses["Metagraph"])
+    escrow = Contract(w3, "PaymentEscrow", ctx.addresses["PaymentEscrow"])
+    if to_checksum_address(metagraph.call("epochContract")) != contract.address:
+        metagraph.transact("setEpochContract", contract.address, sender=owner)
+    if to_checksum_address(token.call("minter")) != contract.address:
+        if ctx.network.dev_accounts:
+            # The last mint the deployer can make: dev accounts get their tokens now.
+            _fund_dev_accounts(w3, token.address, owner)
+        token.transact("setMinter", contract.address, sender=owner)
+    if to_checksum_address(escrow.call("rewardPool")) != contract.address:
+        escrow.transact("setRewardPool", contract.address, sender=owner)
+
+
 #: The contracts Latent deploys, in dependency order.
 PLAN: tuple[ContractSpec, ...] = (
     ContractSpec("SubnetToken", _token_args),
     ContractSpec("Metagraph", _metagraph_args, configure=_configure_metagraph),
     ContractSpec("PaymentEscrow", _escrow_args),
+    ContractSpec("YumaConsensus", _yuma_args, configure=_configure_yuma),
 )
 
 

@@ -1,8 +1,9 @@
 """``latent localnet``: the whole subnet on one machine.
 
 Today: start anvil (1 s blocks by default), deploy the contracts (localnet hyperparameters
-from ``deploy/networks.toml``: tempo 20), give dev accounts 1-9 tokens to burn, stake and
-pay with, print the addresses, then keep the node up until Ctrl-C. Later issues add the miners, validators, renter and
+from ``deploy/networks.toml``: tempo 20; dev accounts 1-9 get tokens to burn, stake and pay
+with), print the addresses, then keep the node up until Ctrl-C, running the Yuma epoch
+whenever it is due (the validators' keeper duty, until the validator exists). Later issues add the miners, validators, renter and
 dashboard as tasks of the same asyncio loop.
 """
 
@@ -19,9 +20,10 @@ from rich.table import Table
 from web3 import Web3
 
 from chain.client import connect
+from chain.epoch import EpochClient
+from chain.errors import LatentError
 from chain.keys import dev_accounts
 from chain.node import AnvilNode
-from chain.token import ONE, SubnetTokenClient
 from deploy.deployer import deploy_plan
 from deploy.manifest import manifest_path
 from deploy.networks import get_network
@@ -41,18 +43,20 @@ class LocalnetConfig:
     """Exit after deploying (for scripts and tests) instead of serving until Ctrl-C."""
 
 
-#: Tokens each dev account holds on a localnet (to burn for registration, stake, pay).
-DEV_ACCOUNT_TOKENS = 10_000 * ONE
-
-
-def fund_dev_accounts(w3: Web3, token_address: str, accounts: list[LocalAccount]) -> None:
-    """Top every dev account up to :data:`DEV_ACCOUNT_TOKENS` (the deployer is the minter)."""
-    token = SubnetTokenClient(w3, token_address)
-    minter = accounts[0]
-    for account in accounts[1:]:
-        missing = DEV_ACCOUNT_TOKENS - token.balance_of(account.address)
-        if missing > 0:
-            token.mint(account.address, missing, sender=minter)
+def run_due_epoch(w3: Web3, epoch: EpochClient, keeper: LocalAccount, console: Console) -> None:
+    """Keeper duty until validators take it over: run the Yuma epoch once it is due."""
+    try:
+        if w3.eth.block_number < epoch.next_epoch_block():
+            return
+        receipts = epoch.run_epoch_until_done(keeper)
+    except LatentError as exc:  # a failed step is retried on the next tick
+        console.print(f"[yellow]epoch keeper: {exc}[/]")
+        return
+    gas = sum(int(r["gasUsed"]) for r in receipts)
+    console.print(
+        f"epoch at block {w3.eth.block_number}: {len(receipts)} tx, {gas:,} gas "
+        "(`latent metagraph` shows the results)"
+    )
 
 
 def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None:
@@ -67,9 +71,8 @@ def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None
     )
     with node:
         w3 = connect(node.rpc_url, expected_chain_id=net.chain_id)
-        accounts = dev_accounts(10)
-        manifest, steps = deploy_plan(w3, net, accounts[0])
-        fund_dev_accounts(w3, manifest.address("SubnetToken"), accounts)
+        keeper = dev_accounts(1)[0]
+        manifest, steps = deploy_plan(w3, net, keeper)
         table = Table("contract", "address", "action", title=f"localnet at {node.rpc_url}")
         for step in steps:
             table.add_row(step.name, step.address, step.action)
@@ -82,6 +85,7 @@ def run_localnet(config: LocalnetConfig, console: Console | None = None) -> None
         # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        epoch = EpochClient(w3, manifest.address("YumaConsensus"))
         while not stop.wait(0.5) and node.running:
-            pass
+            run_due_epoch(w3, epoch, keeper, console)
         console.print("stopping localnet")

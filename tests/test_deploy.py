@@ -78,3 +78,22 @@ def test_dry_run_estimates_without_sending(w3: Web3, accounts: list[LocalAccount
     assert w3.eth.block_number == before
     assert [s.name for s in steps] == [spec.name for spec in PLAN]
     assert all(100_000 < s.gas < 30_000_000 for s in steps)
+
+
+def test_epoch_contract_is_wired_as_epoch_minter_and_reward_pool(
+    fresh_chain: Web3, accounts: list[LocalAccount], tmp_path: Path
+) -> None:
+    from chain.client import Contract
+
+    w3 = fresh_chain
+    manifest, _ = deploy_plan(w3, _localnet(w3), accounts[0], manifest_dir=tmp_path)
+    yuma = manifest.address("YumaConsensus")
+    metagraph = Contract(w3, "Metagraph", manifest.address("Metagraph"))
+    token = Contract(w3, "SubnetToken", manifest.address("SubnetToken"))
+    escrow = Contract(w3, "PaymentEscrow", manifest.address("PaymentEscrow"))
+    assert metagraph.call("epochContract") == yuma
+    assert token.call("minter") == yuma
+    assert escrow.call("rewardPool") == yuma
+    assert Contract(w3, "YumaConsensus", yuma).call("metagraph") == metagraph.address
+    # Dev accounts were funded while the deployer could still mint.
+    assert int(token.call("balanceOf", accounts[5].address)) > 0

@@ -13,8 +13,8 @@ Number format
   Writing a bond back: ``(b * 65535 + ONE // 2) // ONE`` (round half up, so a
   bond that did not move reads back to the same u16).
 * Every other division is floor division (``//``); intermediate products stay
-  below 2**256 (the largest, normalising dividends, is ``N * ONE**4`` < 2**248
-  for N <= 256).
+  below 2**256 (the largest, a dividend before its division by ``ONE**2``, is
+  at most ``ONE**4`` < 2**240).
 
 Normalisation and dust
 ----------------------
@@ -52,12 +52,15 @@ Epoch (V validator rows x N uid columns)
 6. Bond target ``t_ij = w_ij - (w_ij - w'_ij) * bonds_penalty // 65535``.
    Old bond ``b_ij = bonds_ij * ONE // 65535``, zero when uid ``j`` registered
    after ``last_epoch_block``. Rate ``alpha = (1e6 - bonds_moving_average) *
-   10**12``, or with liquid alpha (and some ``c_j > 0``) per entry
-   ``alpha_ij`` from :func:`liquid_alpha`. New bond
+   10**12``, or with liquid alpha, in every column with ``c_j > 0``, per entry
+   ``alpha_ij`` from :func:`liquid_alpha` (a column-local rule, so a chunked epoch
+   can decide it from the column alone). New bond
    ``e_ij = min(ONE, (ONE - alpha) * b_ij // ONE + alpha * t_ij // ONE)``;
    rows without permit are zero. Stored as u16 (round half up).
-7. ``e`` column-``normalize``d to ``n_ij``; ``dividends = normalize(D)`` with
-   the exact ``D_i = a_i * sum_j n_ij * incentive_j``.
+7. ``e`` (unrounded) column-``normalize``d to ``n_ij``; ``dividends = normalize(D)``
+   with ``D_i = a_i * (sum_j n_ij * R_j) // ONE**2`` over the exact ranks ``R_j``
+   of step 5 (proportional to the incentive, but known column by column, so a
+   chunked epoch needs no second pass over the bonds).
 
 Liquid alpha's sigmoid needs ``e**-x``: :func:`exp_neg` multiplies ``floor(e**-1
 * ONE)`` once per whole unit of ``x`` (floor each step), divides by the Taylor
@@ -68,7 +71,8 @@ Deviations from subtensor (deliberate)
 --------------------------------------
 Fixed 18/41/41 split with fees in the validator pool (instead of incentive vs
 dividends halves); consensus over raw stake; ranks and dividends from exact
-integer sums; bonds stored round-half-up (subtensor truncates) so a steady bond
+integer sums (dividends weigh bonds by ranks, not by rounded incentive); liquid
+alpha decided per column (``c_j > 0``) instead of for the whole matrix; bonds stored round-half-up (subtensor truncates) so a steady bond
 does not decay; rows that lose their permit get zero bonds in the same epoch;
 no minimum-stake filter (permits come from the metagraph's top-K).
 
@@ -223,9 +227,13 @@ def masked_weights(inp: EpochInputs) -> list[list[int]]:
     return weights
 
 
-def column_consensus(weights: list[list[int]], raw_active: list[int], kappa: int) -> list[int]:
-    """Stake-weighted kappa-median of every column (``raw_active`` from :func:`active_stakes`)."""
-    n = len(weights[0]) if weights else 0
+def column_consensus(
+    weights: list[list[int]], raw_active: list[int], kappa: int, n: int | None = None
+) -> list[int]:
+    """Stake-weighted kappa-median of every column (``raw_active`` from :func:`active_stakes`);
+    ``n`` columns (default: the first row's length), all 0 without rows."""
+    if n is None:
+        n = len(weights[0]) if weights else 0
     return [weighted_median([row[j] for row in weights], raw_active, kappa) for j in range(n)]
 
 
@@ -250,13 +258,12 @@ def epoch(inp: EpochInputs) -> EpochOutputs[int]:
 
     stake, active_stake = stake_vectors(inp)
     weights = masked_weights(inp)
-    consensus = column_consensus(weights, active_stakes(inp), p.kappa)
+    consensus = column_consensus(weights, active_stakes(inp), p.kappa, n)
     clipped, ranks = clipped_ranks(weights, consensus, active_stake)
     vtrust = [sum(row) for row in clipped]
     incentive = normalize(ranks)
 
     # Bonds: Yuma 3 per-entry EMA toward the (penalised) clipped weights.
-    use_liquid = p.liquid_alpha and any(c != 0 for c in consensus)
     alpha_fixed = (BMA_SCALE - p.bonds_moving_average) * (ONE // BMA_SCALE)
     low, high = u16_to_fraction(p.alpha_low), u16_to_fraction(p.alpha_high)
     fresh = [reg > inp.last_epoch_block for reg in inp.registration_blocks]
@@ -272,7 +279,7 @@ def epoch(inp: EpochInputs) -> EpochOutputs[int]:
             old = 0 if fresh[j] else u16_to_fraction(inp.bonds[i][j])
             alpha = (
                 liquid_alpha(consensus[j], target, old, low, high, p.alpha_sigmoid_steepness)
-                if use_liquid
+                if p.liquid_alpha and consensus[j] != 0
                 else alpha_fixed
             )
             row.append(min(ONE, (ONE - alpha) * old // ONE + alpha * target // ONE))
@@ -281,7 +288,10 @@ def epoch(inp: EpochInputs) -> EpochOutputs[int]:
 
     columns = [normalize([ema[i][j] for i in range(rows)]) for j in range(n)]
     dividends = normalize(
-        [active_stake[i] * sum(columns[j][i] * incentive[j] for j in range(n)) for i in range(rows)]
+        [
+            active_stake[i] * sum(columns[j][i] * ranks[j] for j in range(n)) // ONE**2
+            for i in range(rows)
+        ]
     )
 
     emission = split_emission(inp.minted, inp.fees, incentive, dividends, active_stake, stake)

@@ -95,7 +95,6 @@ def epoch(inp: EpochInputs, bonds: list[list[float]] | None = None) -> EpochOutp
         [sum(active_stake[i] * clipped[i][j] for i in range(rows)) for j in range(n)]
     )
 
-    use_liquid = p.liquid_alpha and any(c != 0.0 for c in consensus)
     alpha_fixed = 1.0 - p.bonds_moving_average / BMA_SCALE
     low, high = p.alpha_low / U16_MAX, p.alpha_high / U16_MAX
     penalty = p.bonds_penalty / U16_MAX
@@ -112,7 +111,7 @@ def epoch(inp: EpochInputs, bonds: list[list[float]] | None = None) -> EpochOutp
             old = 0.0 if fresh[j] else old_bonds[i][j]
             alpha = (
                 liquid_alpha(consensus[j], target, old, low, high, p.alpha_sigmoid_steepness)
-                if use_liquid
+                if p.liquid_alpha and consensus[j] != 0.0
                 else alpha_fixed
             )
             row.append(min(1.0, (1.0 - alpha) * old + alpha * target))

@@ -281,6 +281,9 @@ interface IMetagraph {
     /// @param max the largest allowed value
     error MetagraphHyperparameterOutOfBounds(Param param, uint256 value, uint256 min, uint256 max);
 
+    /// @notice An epoch is being processed (a few blocks); retry after it completes.
+    error MetagraphEpochInProgress();
+
     /// @notice An epoch write addressed uids past the neuron count.
     /// @param firstUid first uid written
     /// @param count entries written
@@ -321,6 +324,10 @@ interface IMetagraph {
     /// @notice The caller (a coldkey) bonds `amount` to a registered `hotkey` (any coldkey may
     /// stake to any hotkey: delegation). Needs a SubnetToken allowance.
     function addStake(address hotkey, uint256 amount) external;
+
+    /// @notice Like `addStake`, but the stake belongs to `coldkey`; the caller pays (used by the
+    /// epoch contract to stake claimed rewards on a coldkey's behalf).
+    function addStakeFor(address coldkey, address hotkey, uint256 amount) external;
 
     /// @notice The caller unbonds `amount` from `hotkey`; the tokens are claimable once
     /// `unbondingPeriod` blocks have passed (the release block of the caller's whole unbonding
@@ -392,6 +399,17 @@ interface IMetagraph {
         view
         returns (uint16[] memory uids, uint256[] memory stakes, uint64[] memory lastUpdates, uint256[16][] memory rows);
 
+    /// @notice A chunk of the epoch's weight reads: for each of `uids`, words
+    /// `firstWord .. firstWord + wordCount - 1` of its weight row (`words[k * wordCount + w]`),
+    /// and with `withKeys` its stake and last weight update (otherwise both arrays are empty).
+    function epochRows(uint16[] calldata uids, uint256 firstWord, uint256 wordCount, bool withKeys)
+        external
+        view
+        returns (uint256[] memory stakes, uint64[] memory lastUpdates, uint256[] memory words);
+
+    /// @notice Hotkeys of uids `firstUid .. firstUid + count - 1` (address(0) for a free slot).
+    function hotkeys(uint16 firstUid, uint256 count) external view returns (address[] memory keys);
+
     /// @notice Registration block of every registered uid (index = uid).
     function registrationBlocks() external view returns (uint64[] memory);
 
@@ -406,7 +424,12 @@ interface IMetagraph {
     /// @notice Epoch-only: records the emission of uids `firstUid ..` (used by pruning).
     function recordEmission(uint16 firstUid, uint96[] calldata emission) external;
 
-    /// @notice Owner: names the epoch contract (address(0) re-enables `updatePermits`).
+    /// @notice Epoch-only: marks an epoch in progress; while set, `register` and `revealWeights`
+    /// revert `MetagraphEpochInProgress` (so a chunked epoch reads one consistent state).
+    function setEpochRunning(bool running) external;
+
+    /// @notice Owner: names the epoch contract (address(0) re-enables `updatePermits`); clears
+    /// the epoch-in-progress mark.
     function setEpochContract(address epoch) external;
 
     /// @notice The epoch contract, or address(0).

@@ -109,7 +109,7 @@ library YumaEpoch {
         uint256[] memory cols = _columnRecords(inp, out.consensus);
         (out.bonds, out.validatorTrust) = _bonds(inp, m, cols, out.activeStake);
         out.incentive = _incentive(cols, n);
-        out.dividends = _dividends(m, cols, out.incentive, out.activeStake);
+        out.dividends = _dividends(m, cols, out.activeStake, n);
         _split(inp, out, stake);
     }
 
@@ -315,12 +315,8 @@ library YumaEpoch {
             high: YumaMath.u16ToFraction(p.alphaHigh),
             steepness: p.alphaSigmoidSteepness
         });
-        bool liquid = false;
-        if (p.liquidAlpha) {
-            for (uint256 j; j < n; ++j) {
-                if (cols[j * 8] != 0) liquid = true;
-            }
-        }
+        // Liquid alpha is decided per column (consensus > 0), see `_liquidEntry`.
+        bool liquid = p.liquidAlpha;
         uint256[] memory oldPacked = inp.bonds;
         for (uint256 i; i < rows; ++i) {
             // Rows without permit stay zero: their weights were never filled in.
@@ -420,7 +416,8 @@ library YumaEpoch {
         (uint256 w, uint256 c, uint256 old) = _entry(ctx, j);
         cl = w < c ? w : c;
         uint256 t = w - (w - cl) * ctx.penalty / U16_MAX;
-        uint256 alpha = YumaMath.liquidAlpha(c, t, old, ctx.low, ctx.high, ctx.steepness);
+        // A column without consensus keeps the fixed rate (the column-local rule).
+        uint256 alpha = c == 0 ? ctx.alpha : YumaMath.liquidAlpha(c, t, old, ctx.low, ctx.high, ctx.steepness);
         e = (ONE - alpha) * old / ONE + alpha * t / ONE;
         if (e > ONE) e = ONE;
     }
@@ -469,33 +466,30 @@ library YumaEpoch {
         incentive.normalize();
     }
 
-    /// @dev Dividends `D_i = a_i * sum_j n_ij * I_j`, normalised, where `n` is `m` (the new
-    /// bonds) column-normalised: `n_ij = floor(e_ij * ONE / sum_j)` plus the column's dust
-    /// `ONE - sum_i floor(...)` on its first largest entry (YumaMath.normalizeStrided's
-    /// rule, applied without rewriting `m`).
-    function _dividends(
-        uint256[] memory m,
-        uint256[] memory cols,
-        uint256[] memory incentive,
-        uint256[] memory a
-    ) private pure returns (uint256[] memory dividends) {
+    /// @dev Dividends `D_i = a_i * (sum_j n_ij * R_j) / ONE^2`, normalised, where `R_j` are the
+    /// exact ranks and `n` is `m` (the new bonds) column-normalised: `n_ij = floor(e_ij * ONE /
+    /// sum_j)` plus the column's dust `ONE - sum_i floor(...)` on its first largest entry
+    /// (YumaMath.normalizeStrided's rule, applied without rewriting `m`).
+    function _dividends(uint256[] memory m, uint256[] memory cols, uint256[] memory a, uint256 n)
+        private
+        pure
+        returns (uint256[] memory dividends)
+    {
         uint256 rows = a.length;
-        uint256 n = incentive.length;
         dividends = new uint256[](rows);
         for (uint256 i; i < rows; ++i) {
             uint256 acc;
-            // Row i of m, column records and incentive (j < n) in range. n_ij <= ONE and
-            // sum_j I_j = ONE, so acc <= ONE^2; floor sums <= ONE.
+            // Row i of m and column records (j < n) in range. n_ij <= ONE and
+            // sum_j R_j <= ONE^2, so acc <= ONE^3; floor sums <= ONE.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, mul(i, n)))
                 let cp := add(cols, 0x20)
-                let ip := add(incentive, 0x20)
                 for { let j := 0 } lt(j, n) { j := add(j, 1) } {
                     let e := mload(add(mp, shl(5, j)))
                     if e {
                         let c8 := add(cp, shl(8, j))
                         let y := div(mul(e, ONE), mload(add(c8, COL_BOND_SUM)))
-                        acc := add(acc, mul(y, mload(add(ip, shl(5, j)))))
+                        acc := add(acc, mul(y, mload(add(c8, COL_RANK))))
                         let f := add(c8, COL_FLOOR_SUM)
                         mstore(f, add(mload(f), y))
                     }
@@ -505,13 +499,13 @@ library YumaEpoch {
         }
         for (uint256 j; j < n; ++j) {
             if (cols[j * 8 + 3] != 0) {
-                dividends[cols[j * 8 + 5]] += (ONE - cols[j * 8 + 6]) * incentive[j];
+                dividends[cols[j * 8 + 5]] += (ONE - cols[j * 8 + 6]) * cols[j * 8 + 2];
             }
         }
         for (uint256 i; i < rows; ++i) {
-            dividends[i] *= a[i];
+            // a_i * acc <= ONE^4 < 2^240; the quotient <= ONE^2 is within normalize's precondition.
+            dividends[i] = dividends[i] * a[i] / (ONE * ONE);
         }
-        // a_i * acc <= ONE^3 < 2^180: within normalize's precondition.
         dividends.normalize();
     }
 

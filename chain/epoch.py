@@ -1,0 +1,313 @@
+"""The on-chain Yuma epoch (``contracts/YumaConsensus.sol``) from Python: client and predictor.
+
+:class:`EpochClient` drives an epoch (``run_epoch_until_done``: one ``runEpoch`` transaction per
+gas-bounded step group until the epoch is done), claims rewards and reads claimable balances.
+
+:func:`predict_epoch` computes, from the chain state an epoch will read
+(:class:`EpochChainState`, see :func:`read_epoch_state`), exactly what the contract will
+record: it builds the :class:`~chain.yuma.types.EpochInputs` the contract sees and runs
+:func:`chain.yuma.fixed.epoch`. How the contract maps chain state onto those inputs:
+
+* Rows are the uids holding a validator permit *after* the epoch recomputes permits at its
+  start (top ``max_validators`` uids by positive stake, ties to the lower uid), ascending.
+* ``current_block`` is the block of the epoch's first ``runEpoch`` transaction;
+  ``last_epoch_block`` the one of the previous epoch (0 before the first).
+* A row's stored bonds count only when its uid was a row of the previous epoch
+  (``bondRows``) and was registered no later than that epoch; other rows start from zero.
+* ``minted = min((emission_per_block >> halvings) * tempo, cap - supply)``, with one halving
+  for every ``k >= 1`` such that ``cap - supply <= cap >> k``; ``fees`` is the contract's token
+  balance beyond what it owes (``reserved``).
+* Rewards: each uid's miner emission plus (for a row) its validator emission is credited to the
+  uid's hotkey, the owner share to the Metagraph's owner; scores are recorded on the Metagraph
+  as u16 (round half up).
+
+While an epoch is in progress the Metagraph refuses registrations and weight reveals
+(``MetagraphEpochInProgress``), so every step reads the state of the epoch's first block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.types import TxReceipt
+
+from chain.client import Contract
+from chain.errors import TransactionFailed
+from chain.metagraph import Metagraph, MetagraphReader
+from chain.yuma import fixed
+from chain.yuma.types import EpochInputs, EpochOutputs, YumaParams
+
+ARTIFACT = "YumaConsensus"
+#: Gas limit of every ``runEpoch`` transaction: the contract keeps each call below it.
+MAX_STEP_GAS = 5_000_000
+#: Safety stop for :meth:`EpochClient.run_epoch_until_done`.
+MAX_STEPS = 200
+U16_LANES = 16
+
+
+class Phase(IntEnum):
+    """``IYumaConsensus.Phase``."""
+
+    IDLE = 0
+    ROWS = 1
+    COLUMNS = 2
+    CREDIT = 3
+
+
+@dataclass(frozen=True)
+class EpochChainState:
+    """Everything the next epoch reads, taken before its first ``runEpoch``."""
+
+    metagraph: Metagraph
+    #: Stored weight row of every uid (index = uid, ``n`` lanes).
+    weights: tuple[tuple[int, ...], ...]
+    #: Stored bond row of every uid (index = uid, ``n`` lanes).
+    bonds: tuple[tuple[int, ...], ...]
+    bond_rows: int
+    last_epoch_block: int
+    total_supply: int
+    cap: int
+    emission_per_block: int
+    #: Token balance of the epoch contract beyond ``reserved`` (becomes fees).
+    fees: int
+    subnet_owner: str
+
+
+@dataclass(frozen=True)
+class EpochPrediction:
+    """What one on-chain epoch will record."""
+
+    inputs: EpochInputs
+    outputs: EpochOutputs[int]
+    permits: int
+    minted: int
+    fees: int
+    #: Emission per uid (what ``recordEmission`` stores).
+    emission: list[int]
+    #: Amount credited per account this epoch (hotkeys and the subnet owner).
+    credits: dict[str, int]
+    #: u16 scores per uid as recorded on the Metagraph.
+    incentive_u16: list[int]
+    dividends_u16: list[int]
+    consensus_u16: list[int]
+    validator_trust_u16: list[int]
+
+    @property
+    def distributed(self) -> int:
+        """``minted + fees``: every base unit of it is credited."""
+        return self.minted + self.fees
+
+
+def top_stake_permits(stakes: Sequence[int], k: int) -> int:
+    """Bitmap of the ``k`` uids with the largest positive stake, ties to the lower uid."""
+    ranked = sorted((uid for uid, s in enumerate(stakes) if s > 0), key=lambda u: (-stakes[u], u))
+    bitmap = 0
+    for uid in ranked[:k]:
+        bitmap |= 1 << uid
+    return bitmap
+
+
+def epoch_emission(total_supply: int, cap: int, emission_per_block: int, tempo: int) -> int:
+    """Tokens one epoch mints: halved rate x tempo, capped by the remaining supply."""
+    if total_supply >= cap:
+        return 0
+    remaining = cap - total_supply
+    rate = emission_per_block
+    k = 1
+    while rate != 0 and remaining <= cap >> k:
+        rate >>= 1
+        k += 1
+    return min(rate * tempo, remaining)
+
+
+def to_u16(x: int) -> int:
+    """ONE-scaled fraction -> u16 (round half up), as the contract records scores."""
+    return fixed.fraction_to_u16(x)
+
+
+def epoch_inputs(state: EpochChainState, current_block: int) -> tuple[EpochInputs, int]:
+    """The ``EpochInputs`` the contract will see, and the permit bitmap it will compute."""
+    mg = state.metagraph
+    hp = mg.hyperparameters
+    n = mg.n
+    permits = top_stake_permits(list(mg.stake), hp.max_validators)
+    uids = [u for u in range(n) if permits >> u & 1]
+    params = YumaParams(
+        kappa=hp.kappa,
+        bonds_moving_average=hp.bonds_moving_average,
+        bonds_penalty=hp.bonds_penalty,
+        liquid_alpha=hp.liquid_alpha_enabled,
+        alpha_low=hp.alpha_low,
+        alpha_high=hp.alpha_high,
+        alpha_sigmoid_steepness=hp.alpha_sigmoid_steepness,
+        activity_cutoff=hp.activity_cutoff,
+    )
+    bonds = []
+    for uid in uids:
+        valid = state.bond_rows >> uid & 1 and mg.registered_at[uid] <= state.last_epoch_block
+        bonds.append(list(state.bonds[uid][:n]) if valid else [0] * n)
+    minted = epoch_emission(state.total_supply, state.cap, state.emission_per_block, hp.tempo)
+    inputs = EpochInputs(
+        n=n,
+        validator_uids=uids,
+        stakes=[mg.stake[u] for u in uids],
+        permits=[True] * len(uids),
+        last_update=[mg.last_update[u] for u in uids],
+        registration_blocks=list(mg.registered_at),
+        weights=[list(state.weights[u][:n]) for u in uids],
+        bonds=bonds,
+        current_block=current_block,
+        last_epoch_block=state.last_epoch_block,
+        minted=minted,
+        fees=state.fees,
+        params=params,
+    )
+    return inputs, permits
+
+
+def predict_epoch(state: EpochChainState, current_block: int) -> EpochPrediction:
+    """Exactly what the epoch starting at ``current_block`` will record and credit."""
+    inputs, permits = epoch_inputs(state, current_block)
+    out = fixed.epoch(inputs)
+    uids = inputs.validator_uids
+    n = inputs.n
+    emission = out.emission.per_uid(uids) if n else []
+    credits: dict[str, int] = {}
+
+    def credit(account: str, amount: int) -> None:
+        if amount:
+            credits[account] = credits.get(account, 0) + amount
+
+    credit(state.subnet_owner, out.emission.owner)
+    for uid, amount in enumerate(emission):
+        credit(state.metagraph.hotkeys[uid], amount)
+    dividends_u16 = [0] * n
+    trust_u16 = [0] * n
+    for row, uid in enumerate(uids):
+        dividends_u16[uid] = to_u16(out.dividends[row])
+        trust_u16[uid] = to_u16(out.validator_trust[row])
+    return EpochPrediction(
+        inputs=inputs,
+        outputs=out,
+        permits=permits,
+        minted=inputs.minted,
+        fees=inputs.fees,
+        emission=emission,
+        credits=credits,
+        incentive_u16=[to_u16(x) for x in out.incentive],
+        dividends_u16=dividends_u16,
+        consensus_u16=[to_u16(x) for x in out.consensus],
+        validator_trust_u16=trust_u16,
+    )
+
+
+def unpack_words(words: Sequence[int], n: int) -> tuple[int, ...]:
+    """16 packed words -> the first ``n`` u16 lanes."""
+    return tuple((int(words[j // U16_LANES]) >> (16 * (j % U16_LANES))) & 0xFFFF for j in range(n))
+
+
+class EpochClient:
+    """Transactions and reads of a deployed ``YumaConsensus``."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.contract = Contract(w3, ARTIFACT, address)
+
+    @property
+    def address(self) -> str:
+        return self.contract.address
+
+    def metagraph_address(self) -> str:
+        return to_checksum_address(self.contract.call("metagraph"))
+
+    def token_address(self) -> str:
+        return to_checksum_address(self.contract.call("token"))
+
+    def run_epoch(self, sender: LocalAccount) -> TxReceipt:
+        """One ``runEpoch`` transaction (starts an epoch when due, then advances it)."""
+        return self.contract.transact("runEpoch", sender=sender, gas=MAX_STEP_GAS)
+
+    def run_epoch_until_done(self, sender: LocalAccount) -> list[TxReceipt]:
+        """Send ``runEpoch`` until no epoch is running; returns every receipt."""
+        receipts = [self.run_epoch(sender)]
+        while self.epoch_running():
+            if len(receipts) >= MAX_STEPS:
+                raise TransactionFailed(
+                    f"epoch not done after {MAX_STEPS} runEpoch transactions; "
+                    "check the chain's block gas limit"
+                )
+            receipts.append(self.run_epoch(sender))
+        return receipts
+
+    def claim(
+        self, sender: LocalAccount, account: str | None = None, *, stake: bool = False
+    ) -> int:
+        """Claim ``account``'s rewards (default: the sender's); returns the amount."""
+        target = to_checksum_address(account or sender.address)
+        receipt = self.contract.transact("claim", target, stake, sender=sender)
+        events = self.contract.events(receipt, "RewardsClaimed")
+        return int(events[0]["amount"])
+
+    def claimable(self, account: str) -> int:
+        return int(self.contract.call("claimable", to_checksum_address(account)))
+
+    def reserved(self) -> int:
+        return int(self.contract.call("reserved"))
+
+    def epoch_running(self) -> bool:
+        return bool(self.contract.call("epochRunning"))
+
+    def progress(self) -> tuple[Phase, int]:
+        phase, cursor = self.contract.call("progress")
+        return Phase(phase), int(cursor)
+
+    def last_epoch_block(self, block: Any = "latest") -> int:
+        return int(self.contract.call("lastEpochBlock", block=block))
+
+    def next_epoch_block(self) -> int:
+        return int(self.contract.call("nextEpochBlock"))
+
+    def bond_rows(self, block: Any = "latest") -> int:
+        return int(self.contract.call("bondRows", block=block))
+
+    def bond_row(self, uid: int, n: int, block: Any = "latest") -> tuple[int, ...]:
+        """Stored bond row of validator ``uid`` (first ``n`` lanes)."""
+        return unpack_words(self.contract.call("bondRow", uid, block=block), n)
+
+    def emission_per_block(self) -> int:
+        return int(self.contract.call("emissionPerBlock"))
+
+
+def read_epoch_state(w3: Web3, epoch_address: str, block: int | None = None) -> EpochChainState:
+    """Read what the next epoch will see, pinned to ``block`` (default: latest)."""
+    number = w3.eth.block_number if block is None else block
+    client = EpochClient(w3, epoch_address)
+    reader = MetagraphReader(w3, client.metagraph_address())
+    mg = reader.snapshot(number)
+    n = mg.n
+    token = Contract(w3, "SubnetToken", client.token_address())
+    weights = tuple(
+        unpack_words(reader.contract.call("weightRow", uid, block=number), n) for uid in range(n)
+    )
+    bonds = tuple(client.bond_row(uid, n, block=number) for uid in range(n))
+    balance = int(token.call("balanceOf", client.address, block=number))
+    reserved = int(client.contract.call("reserved", block=number))
+    owner = to_checksum_address(reader.contract.call("owner", block=number))
+    return EpochChainState(
+        metagraph=mg,
+        weights=weights,
+        bonds=bonds,
+        bond_rows=client.bond_rows(block=number),
+        last_epoch_block=client.last_epoch_block(block=number),
+        total_supply=int(token.call("totalSupply", block=number)),
+        cap=int(token.call("cap", block=number)),
+        emission_per_block=int(client.contract.call("emissionPerBlock", block=number)),
+        fees=balance - reserved,
+        subnet_owner=owner,
+    )

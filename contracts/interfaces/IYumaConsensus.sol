@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IYumaConsensus
+/// @notice The subnet's Yuma Consensus epoch, run on-chain: once `tempo` blocks have passed
+/// since the last epoch anyone calls `runEpoch()` repeatedly until `epochRunning()` is false;
+/// each call advances a phase cursor until its gas budget is used, so no transaction needs
+/// more than about 5M gas at 64 validators x 256 uids. The math is `chain/yuma/fixed.py`
+/// (bit-exact): a snapshot of the permitted validators' rows, then one pass over the uid
+/// columns, 8 per step (consensus, clipping, ranks, trust, bond EMA, rank-weighted bond
+/// sums for dividends), then the emission split. While an epoch runs the Metagraph refuses
+/// registrations and reveals, so all steps read one state. The 5M-per-transaction bound
+/// holds up to 64 validator rows (the default `maxValidators`). Bonds are stored here, packed 16 u16 per word per
+/// validator uid. Per-uid scores and emission are written to the Metagraph.
+///
+/// Emission: `emissionPerBlock >> halvings` per block times `tempo`, minted to this contract
+/// and capped by the token's supply cap; a halving happens each time the remaining supply
+/// falls to half of what remained at the previous one (`cap - supply <= cap >> k`). Escrow
+/// fees (any tokens that arrived here since the last epoch and are not owed) join the
+/// validators' share. Rewards are credited to the hotkey of each uid and to the subnet owner
+/// (the Metagraph's owner) as claimable balances: nothing is transferred by the epoch.
+interface IYumaConsensus {
+    /// @notice Where an epoch in progress stands.
+    enum Phase {
+        Idle, //    no epoch running
+        Rows, //    reading the permitted validators' weight rows (16 per step)
+        Columns, // one pass over the uid columns, 8 per step (2 with liquid alpha)
+        Credit //   crediting emission to hotkeys and recording it, 32 uids per step
+    }
+
+    /// @notice An epoch started (its snapshot block is this block).
+    /// @param epochBlock the snapshot block (the epoch's `current_block`)
+    /// @param validators rows (validators holding a permit)
+    /// @param uids uid columns (registered neurons)
+    /// @param minted tokens minted for this epoch
+    /// @param fees escrow fees (unowed tokens received since the last epoch) added to validators
+    event EpochStarted(uint64 indexed epochBlock, uint256 validators, uint256 uids, uint256 minted, uint256 fees);
+
+    /// @notice One `runEpoch` call ended.
+    /// @param phase the phase it stopped in (Idle: the epoch finished in this call)
+    /// @param cursor the position inside that phase
+    event EpochProgress(Phase phase, uint256 cursor);
+
+    /// @notice The epoch finished: every output is recorded and every reward credited.
+    /// @param epochBlock the snapshot block
+    /// @param distributed minted + fees, all of it credited
+    event EpochCompleted(uint64 indexed epochBlock, uint256 distributed);
+
+    /// @notice `account` claimed its rewards.
+    /// @param account the hotkey (or the subnet owner) credited
+    /// @param recipient the coldkey paid or staked for (the account itself when it has no coldkey)
+    /// @param amount tokens
+    /// @param staked true: staked to `account` on the Metagraph for `recipient`
+    event RewardsClaimed(address indexed account, address indexed recipient, uint256 amount, bool staked);
+
+    /// @notice `runEpoch` was called before `tempo` blocks passed since the last epoch.
+    /// @param nextBlock first block at which a new epoch can start
+    error YumaConsensusTooEarly(uint64 nextBlock);
+
+    /// @notice Only the account itself or its coldkey may claim its rewards.
+    /// @param caller the caller
+    /// @param account the account whose rewards were claimed
+    error YumaConsensusNotAuthorized(address caller, address account);
+
+    /// @notice Nothing is credited to `account`.
+    /// @param account the account
+    error YumaConsensusNothingToClaim(address account);
+
+    /// @notice Staking a claim needs a registered hotkey.
+    /// @param account the account that is not a registered hotkey
+    error YumaConsensusNotAHotkey(address account);
+
+    /// @notice A constructor address is zero.
+    error YumaConsensusZeroAddress();
+
+    /// @notice Advances the epoch: starts one when none is running and `tempo` blocks have
+    /// passed, then processes steps until this call's gas budget is used. Permissionless.
+    /// @return done true when no epoch is running after the call
+    function runEpoch() external returns (bool done);
+
+    /// @notice Pays `account`'s credited rewards to its coldkey (`hotkeyOwner`, or the account
+    /// itself when it has none), or stakes them to `account` for that coldkey.
+    /// @param account a hotkey, or the subnet owner; the caller must be it or its coldkey
+    /// @param stake true: stake on the Metagraph instead of transferring
+    /// @return amount tokens claimed
+    function claim(address account, bool stake) external returns (uint256 amount);
+
+    /// @notice Rewards credited to `account` and not yet claimed.
+    function claimable(address account) external view returns (uint256);
+
+    /// @notice Tokens held for credited rewards plus the epoch in progress (the rest of this
+    /// contract's balance counts as fees at the next epoch's start).
+    function reserved() external view returns (uint256);
+
+    /// @notice True while an epoch is in progress.
+    function epochRunning() external view returns (bool);
+
+    /// @notice Phase and cursor of the epoch in progress.
+    function progress() external view returns (Phase phase, uint256 cursor);
+
+    /// @notice Snapshot block of the last completed epoch (0: none yet).
+    function lastEpochBlock() external view returns (uint64);
+
+    /// @notice First block at which `runEpoch` can start a new epoch.
+    function nextEpochBlock() external view returns (uint64);
+
+    /// @notice Bitmap of validator uids whose stored bonds are current (bit `uid`); other rows
+    /// read as zero bonds.
+    function bondRows() external view returns (uint256);
+
+    /// @notice The stored bond row of validator `uid`: 16 words, uid column `j` at bits
+    /// `16 * (j % 16)` of word `j / 16` (u16 fractions of 65535).
+    function bondRow(uint16 uid) external view returns (uint256[16] memory);
+
+    /// @notice The Metagraph this epoch reads and writes.
+    function metagraph() external view returns (address);
+
+    /// @notice The SubnetToken it mints and pays.
+    function token() external view returns (address);
+
+    /// @notice Base emission per block before halvings (token base units).
+    function emissionPerBlock() external view returns (uint256);
+
+    /// @notice Tokens an epoch started now would mint: `(emissionPerBlock >> halvings) * tempo`,
+    /// capped by the remaining supply.
+    function epochEmission() external view returns (uint256);
+}

@@ -1,0 +1,333 @@
+"""The on-chain epoch (``YumaConsensus``) against its Python prediction (``chain.epoch``).
+
+Each hypothesis example builds a subnet with real transactions (registrations, stake,
+commit-reveal weights), then runs several consecutive epochs (bonds carry over) with changes
+in between (new weights, new uids, more stake, escrow fees). After every epoch the stored
+outputs (u16 scores on the Metagraph, per-uid emission, bonds, permits) and the credited
+balances must equal :func:`chain.epoch.predict_epoch` exactly, and the tokens minted plus
+the fees must equal what was credited. Examples are expensive (dozens of transactions), so
+the default profile runs a handful of them; ``--hypothesis-profile=heavy`` runs more and
+larger subnets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from web3 import Web3
+
+from chain.epoch import (
+    MAX_STEP_GAS,
+    EpochPrediction,
+    epoch_emission,
+    predict_epoch,
+    read_epoch_state,
+    top_stake_permits,
+)
+from chain.errors import custom_error
+from chain.metagraph import HyperParam
+from chain.node import mine, revert, snapshot
+from latent.gas.yuma import Subnet, deploy_subnet
+
+HEAVY = getattr(settings, "_current_profile", "default") == "heavy"
+MAX_UIDS, MAX_VALIDATORS = (32, 8) if HEAVY else (16, 6)
+EXAMPLES = 40 if HEAVY else 8
+EPOCHS = 3
+TOKEN = 10**18
+
+
+@pytest.fixture(scope="module")
+def subnet(w3: Web3, accounts: list[LocalAccount]) -> Iterator[Subnet]:
+    """A subnet deployed once for the module (everything reverted at its end)."""
+    snap = snapshot(w3)
+    yield deploy_subnet(w3, accounts[0], accounts[1])
+    revert(w3, snap)
+
+
+@dataclass(frozen=True)
+class Between:
+    """What changes between two epochs."""
+
+    new_uids: int
+    reweight: tuple[int, ...]  # validator indexes (into the scenario's list) that re-reveal
+    stake: tuple[int, int]  # (validator index, amount)
+    fees: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    n: int
+    validators: tuple[int, ...]
+    stakes: tuple[int, ...]
+    max_validators: int
+    params: dict[HyperParam, int]
+    weights: tuple[dict[int, int], ...]
+    between: tuple[Between, ...]
+
+
+# Mostly positive stakes (zero stake is drawn, but must not dominate small example counts).
+stake_amounts = st.one_of(
+    st.sampled_from([0, 1, 7, TOKEN, 5 * TOKEN, 1_000 * TOKEN]),
+    st.integers(1, 10_000 * TOKEN),
+    st.integers(1, 10_000 * TOKEN),
+)
+
+
+@st.composite
+def weight_maps(draw: st.DrawFn, n: int) -> dict[int, int]:
+    style = draw(
+        st.sampled_from(["random", "random", "random", "empty", "zeros", "ties", "single"])
+    )
+    if style == "empty":
+        return {}
+    targets = draw(st.lists(st.integers(0, n - 1), unique=True, min_size=1, max_size=n))
+    if style == "zeros":
+        return dict.fromkeys(targets, 0)
+    if style == "ties":
+        return dict.fromkeys(targets, draw(st.integers(1, 65_535)))
+    if style == "single":
+        return {targets[0]: draw(st.integers(1, 65_535))}
+    return {t: draw(st.integers(0, 65_535)) for t in targets}
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    n = draw(st.integers(1, MAX_UIDS - 2))
+    v = draw(st.integers(1, min(MAX_VALIDATORS, n)))
+    validators = tuple(draw(st.lists(st.integers(0, n - 1), min_size=v, max_size=v, unique=True)))
+    low = draw(st.integers(0, 65_535))
+    params = {
+        HyperParam.KAPPA: draw(st.sampled_from([0, 1, 32_767, 52_428, 65_535])),
+        HyperParam.BONDS_MOVING_AVERAGE: draw(st.sampled_from([0, 500_000, 900_000, 1_000_000])),
+        HyperParam.BONDS_PENALTY: draw(st.sampled_from([0, 32_767, 65_535])),
+        HyperParam.LIQUID_ALPHA_ENABLED: int(draw(st.booleans())),
+        HyperParam.ALPHA_LOW: low,
+        HyperParam.ALPHA_HIGH: draw(st.integers(low, 65_535)),
+        HyperParam.ALPHA_SIGMOID_STEEPNESS: draw(st.sampled_from([0, 1_000, 10_000])),
+        HyperParam.ACTIVITY_CUTOFF: draw(st.sampled_from([5, 5_000])),
+    }
+    between = tuple(
+        Between(
+            new_uids=draw(st.integers(0, 1)),
+            reweight=tuple(draw(st.lists(st.integers(0, v - 1), unique=True, max_size=2))),
+            stake=(draw(st.integers(0, v - 1)), draw(stake_amounts)),
+            fees=draw(st.sampled_from([0, 0, 1, 3 * TOKEN])),
+            seed=draw(st.integers(0, 2**32)),
+        )
+        for _ in range(EPOCHS - 1)
+    )
+    return Scenario(
+        n=n,
+        validators=validators,
+        stakes=tuple(draw(st.lists(stake_amounts, min_size=v, max_size=v))),
+        max_validators=draw(st.integers(1, v + 1)),
+        params=params,
+        weights=tuple(draw(weight_maps(n)) for _ in range(v)),
+        between=between,
+    )
+
+
+def _set_params(subnet: Subnet, params: dict[HyperParam, int]) -> None:
+    # alphaLow <= alphaHigh at every step: open the range first.
+    subnet.set_params({HyperParam.ALPHA_LOW: 0, HyperParam.ALPHA_HIGH: 65_535})
+    subnet.set_params(params)
+
+
+def _permitted(subnet: Subnet) -> int:
+    return int(subnet.metagraph.contract.call("validatorPermits"))
+
+
+def _check_epoch(subnet: Subnet, keeper: LocalAccount) -> EpochPrediction:
+    """Predict, run, and compare every stored output and credit."""
+    w3 = subnet.w3
+    subnet.mine_to_next_epoch()
+    state = read_epoch_state(w3, subnet.epoch.address)
+    pred = predict_epoch(state, w3.eth.block_number + 1)
+    before = {account: subnet.epoch.claimable(account) for account in pred.credits}
+    supply = int(subnet.token.call("totalSupply"))
+    reserved = subnet.epoch.reserved()
+
+    receipts = subnet.epoch.run_epoch_until_done(keeper)
+
+    assert all(int(r["gasUsed"]) <= MAX_STEP_GAS for r in receipts)
+    started = subnet.epoch.contract.events(receipts[0], "EpochStarted")[0]
+    assert (started["minted"], started["fees"]) == (pred.minted, pred.fees)
+    mg = subnet.metagraph.snapshot()
+    assert list(mg.incentive) == pred.incentive_u16
+    assert list(mg.dividends) == pred.dividends_u16
+    assert list(mg.consensus) == pred.consensus_u16
+    assert list(mg.validator_trust) == pred.validator_trust_u16
+    assert list(mg.emission) == pred.emission
+    assert _permitted(subnet) == pred.permits == subnet.epoch.bond_rows()
+    for row, uid in enumerate(pred.inputs.validator_uids):
+        assert list(subnet.epoch.bond_row(uid, mg.n)) == pred.outputs.bonds[row]
+    for account, amount in pred.credits.items():
+        assert subnet.epoch.claimable(account) - before[account] == amount
+    # Emission minted (plus fees) == what was credited, exactly.
+    assert int(subnet.token.call("totalSupply")) - supply == pred.minted
+    assert sum(pred.credits.values()) == pred.minted + pred.fees
+    assert subnet.epoch.reserved() - reserved == pred.minted + pred.fees
+    return pred
+
+
+@settings(
+    max_examples=EXAMPLES,
+    # Each example costs seconds of transactions: no shrinking (a failure prints its example).
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=scenarios())
+def test_onchain_epochs_match_fixed_point_prediction(
+    subnet: Subnet, accounts: list[LocalAccount], scenario: Scenario
+) -> None:
+    w3 = subnet.w3
+    snap = snapshot(w3)
+    hotkeys_before = list(subnet.hotkeys)
+    try:
+        _set_params(subnet, {**scenario.params, HyperParam.MAX_VALIDATORS: scenario.max_validators})
+        subnet.register(scenario.n)
+        for uid, amount in zip(scenario.validators, scenario.stakes, strict=True):
+            subnet.stake(uid, amount)
+        subnet.metagraph.update_permits(accounts[0])
+        permits = _permitted(subnet)
+        subnet.set_weights(
+            {
+                uid: weights
+                for uid, weights in zip(scenario.validators, scenario.weights, strict=True)
+                if permits >> uid & 1
+            }
+        )
+        subnet.metagraph.contract.transact(
+            "setEpochContract", subnet.epoch.address, sender=subnet.owner
+        )
+        _check_epoch(subnet, accounts[2])
+        for step in scenario.between:
+            if step.new_uids and len(subnet.hotkeys) < MAX_UIDS:
+                subnet.register(step.new_uids)
+            vi, amount = step.stake
+            subnet.stake(scenario.validators[vi], amount)
+            permits = _permitted(subnet)
+            n = subnet.metagraph.snapshot().n
+            reweight = {}
+            for k in step.reweight:
+                uid = scenario.validators[k]
+                if permits >> uid & 1:
+                    reweight[uid] = {
+                        (uid * 7 + step.seed + t) % n: t * 997 % 65_536 for t in range(n)
+                    }
+            if reweight:
+                subnet.set_weights(reweight)
+            if step.fees:
+                subnet.token.transact(
+                    "transfer", subnet.epoch.address, step.fees, sender=subnet.coldkey
+                )
+            _check_epoch(subnet, accounts[2])
+    finally:
+        revert(w3, snap)
+        subnet.hotkeys[:] = hotkeys_before
+
+
+def test_epoch_gas_steps_and_claims(subnet: Subnet, accounts: list[LocalAccount]) -> None:
+    """8 validators x 32 uids: every step under 5M gas; claims pay the coldkey or stake."""
+    w3 = subnet.w3
+    snap = snapshot(w3)
+    hotkeys_before = list(subnet.hotkeys)
+    try:
+        subnet.set_params({HyperParam.MAX_VALIDATORS: 8})
+        subnet.register(32)
+        for uid in range(8):
+            subnet.stake(uid, (uid + 1) * 100 * TOKEN)
+        subnet.metagraph.update_permits(accounts[0])
+        subnet.set_weights(
+            {u: {j: (u * 31 + j * 17) % 65_535 + 1 for j in range(8, 32)} for u in range(8)}
+        )
+        subnet.metagraph.contract.transact(
+            "setEpochContract", subnet.epoch.address, sender=subnet.owner
+        )
+        keeper = accounts[2]
+        pred = _check_epoch(subnet, keeper)
+        with pytest.raises(custom_error("YumaConsensusTooEarly")):
+            subnet.epoch.run_epoch(keeper)  # right after an epoch
+        assert any(pred.incentive_u16) and any(pred.dividends_u16)
+
+        miner = subnet.hotkeys[20]
+        amount = subnet.epoch.claimable(miner.address)
+        assert amount > 0
+        with pytest.raises(custom_error("YumaConsensusNotAuthorized")):
+            subnet.epoch.claim(keeper, miner.address)
+        balance = int(subnet.token.call("balanceOf", subnet.coldkey.address))
+        assert subnet.epoch.claim(subnet.coldkey, miner.address) == amount
+        assert int(subnet.token.call("balanceOf", subnet.coldkey.address)) == balance + amount
+        with pytest.raises(custom_error("YumaConsensusNothingToClaim")):
+            subnet.epoch.claim(subnet.coldkey, miner.address)
+
+        validator = subnet.hotkeys[7]
+        reward = subnet.epoch.claimable(validator.address)
+        stake = subnet.metagraph.hotkey_stake(validator.address)
+        assert subnet.epoch.claim(validator, stake=True) == reward  # the hotkey claims, stakes
+        assert subnet.metagraph.hotkey_stake(validator.address) == stake + reward
+        assert subnet.metagraph.stake_of(subnet.coldkey.address, validator.address) >= reward
+
+        owner_share = subnet.epoch.claimable(subnet.owner.address)
+        assert owner_share >= pred.minted * 18 // 100
+        # Mine past the next tempo: the second epoch carries the bonds over, still exact.
+        mine(w3, 1)
+        _check_epoch(subnet, keeper)
+    finally:
+        revert(w3, snap)
+        subnet.hotkeys[:] = hotkeys_before
+
+
+def test_register_and_reveal_wait_while_an_epoch_runs(
+    subnet: Subnet, accounts: list[LocalAccount]
+) -> None:
+    """The epoch locks registration and reveals between its first and last step."""
+    w3 = subnet.w3
+    snap = snapshot(w3)
+    hotkeys_before = list(subnet.hotkeys)
+    try:
+        subnet.register(2)
+        subnet.metagraph.contract.transact(
+            "setEpochContract", accounts[3].address, sender=subnet.owner
+        )
+        subnet.metagraph.contract.transact("setEpochRunning", True, sender=accounts[3])
+        with pytest.raises(custom_error("MetagraphEpochInProgress")):
+            subnet.register(1)
+        subnet.metagraph.contract.transact("setEpochRunning", False, sender=accounts[3])
+        subnet.register(1)
+    finally:
+        revert(w3, snap)
+        subnet.hotkeys[:] = hotkeys_before
+
+
+@given(
+    supply=st.integers(0, 21_000_000 * TOKEN),
+    rate=st.integers(0, 10 * TOKEN),
+    tempo=st.integers(1, 65_535),
+)
+def test_epoch_emission_halves_under_the_cap(supply: int, rate: int, tempo: int) -> None:
+    cap = 21_000_000 * TOKEN
+    minted = epoch_emission(supply, cap, rate, tempo)
+    assert 0 <= minted <= cap - supply
+    remaining = cap - supply
+    halvings = sum(1 for k in range(1, 80) if remaining <= cap >> k)
+    assert minted == min((rate >> halvings) * tempo, remaining)
+    if supply < cap // 2:
+        assert minted == min(rate * tempo, remaining)
+
+
+@given(st.lists(st.integers(0, 5), max_size=12), st.integers(0, 13))
+def test_top_stake_permits_prefers_stake_then_lower_uid(stakes: list[int], k: int) -> None:
+    bitmap = top_stake_permits(stakes, k)
+    chosen = [u for u in range(len(stakes)) if bitmap >> u & 1]
+    assert len(chosen) == min(k, sum(1 for s in stakes if s > 0))
+    for u in chosen:
+        for other in range(len(stakes)):
+            if other not in chosen and stakes[other] > 0:
+                assert (stakes[u], -u) > (stakes[other], -other)
