@@ -22,7 +22,6 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from chain.client import Contract
-from chain.errors import LatentError
 from chain.weights import WeightSet, commit_hash, unpack_row
 
 ARTIFACT = "Metagraph"
@@ -348,16 +347,11 @@ class MetagraphClient(MetagraphReader):
         return self.contract.transact("setHyperparameter", int(param), int(value), sender=owner)
 
 
-class MetagraphNotFound(LatentError):
-    """No metagraph address could be determined (no flag and no deployment manifest entry)."""
-
-
 __all__ = [
     "HyperParam",
     "Hyperparameters",
     "Metagraph",
     "MetagraphClient",
-    "MetagraphNotFound",
     "MetagraphReader",
     "NeuronInfo",
 ]

@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from chain.errors import ConfigError, KeystoreError
-from chain.metagraph import MetagraphClient, MetagraphNotFound
+from chain.metagraph import MetagraphClient
+from deploy.target import ChainTarget, open_target
 
 ONE = 10**18
 
@@ -56,37 +57,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 @dataclass(frozen=True)
 class _Target:
     client: MetagraphClient
-    dev_accounts: bool
+    chain: ChainTarget
 
 
 def _target(network: str, rpc_url: str | None, metagraph: str | None) -> _Target:
-    from chain.client import connect
-    from deploy.manifest import load_manifest
-    from deploy.networks import get_network
-
-    net = get_network(network, rpc_url=rpc_url)
-    w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)
-    if metagraph is None:
-        manifest = load_manifest(net.name, net.chain_id)
-        if "Metagraph" not in manifest.contracts:
-            raise MetagraphNotFound(
-                f"no Metagraph recorded for network {net.name!r}; run `latent deploy --network "
-                f"{net.name}` or pass --metagraph ADDRESS"
-            )
-        metagraph = manifest.address("Metagraph")
-    if not is_address(metagraph):
-        raise ConfigError(f"--metagraph {metagraph!r} is not an address")
-    return _Target(MetagraphClient(w3, metagraph), net.dev_accounts)
+    chain = open_target(network, rpc_url)
+    address = chain.address("Metagraph", metagraph, flag="metagraph")
+    return _Target(MetagraphClient(chain.w3, address), chain)
 
 
 def _signer(
     target: _Target, keystore: Path | None, wallet: str | None, dev: int | None
 ) -> LocalAccount:
-    from chain.keys import resolve_account
-
-    return resolve_account(
-        keystore=keystore, wallet=wallet, dev_account=dev, allow_dev=target.dev_accounts
-    )
+    return target.chain.account(keystore=keystore, wallet=wallet, dev_account=dev)
 
 
 def _hotkey_address(wallet: str | None, hotkey: str | None, address: str | None) -> str:

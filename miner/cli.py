@@ -56,27 +56,16 @@ def _resolve_chain(
     token: str | None,
     metagraph: str | None,
 ) -> _Chain:
-    from chain.client import connect
-    from deploy.manifest import load_manifest
-    from deploy.networks import get_network
+    from deploy.target import open_target
 
-    net = get_network(network, rpc_url=rpc_url)
-    connect(net.rpc_url, expected_chain_id=net.chain_id)  # fail fast on a wrong endpoint
-    manifest = load_manifest(net.name, net.chain_id)
-
-    def pick(given: str | None, name: str, required: bool) -> str:
-        if given:
-            return given
-        if name in manifest.contracts or required:
-            return manifest.address(name)  # raises an actionable ConfigError when missing
-        return ""
-
+    chain = open_target(network, rpc_url)  # fails fast on a wrong endpoint
+    net = chain.network
     return _Chain(
         rpc_url=net.rpc_url,
         chain_id=net.chain_id,
-        escrow=pick(escrow, "PaymentEscrow", required=False),
-        token=pick(token, "SubnetToken", required=False),
-        metagraph=pick(metagraph, "Metagraph", required=False),
+        escrow=chain.optional_address("PaymentEscrow", escrow),
+        token=chain.optional_address("SubnetToken", token),
+        metagraph=chain.optional_address("Metagraph", metagraph),
         dev_accounts=net.dev_accounts,
     )
 

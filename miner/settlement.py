@@ -311,10 +311,7 @@ def settle_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Settle the newest voucher of each channel (skipping those not worth their gas) and claim."""
-    from chain.client import connect
-    from chain.keys import resolve_account
-    from deploy.manifest import load_manifest
-    from deploy.networks import get_network
+    from deploy.target import open_target
 
     if not vouchers.exists():
         raise LatentError(
@@ -322,15 +319,11 @@ def settle_command(
         )
     if token_price_native <= 0:
         raise LatentError("--token-price-native must be positive")
-    net = get_network(network, rpc_url=rpc_url)
-    w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)
-    address = escrow or load_manifest(net.name, net.chain_id).address("PaymentEscrow")
-    account = resolve_account(
-        keystore=keystore,
-        wallet=wallet,
-        hotkey=hotkey,
-        dev_account=dev_account,
-        allow_dev=net.dev_accounts,
+    chain = open_target(network, rpc_url)
+    w3 = chain.w3
+    address = chain.address("PaymentEscrow", escrow, flag="escrow")
+    account = chain.account(
+        keystore=keystore, wallet=wallet, hotkey=hotkey, dev_account=dev_account
     )
     gas_price = int(gas_price_gwei * 10**9) if gas_price_gwei is not None else int(w3.eth.gas_price)
     policy = SettlementPolicy(

@@ -20,6 +20,7 @@ from web3 import Web3
 
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
+from deploy.target import ChainTarget, open_target
 
 app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
 
@@ -41,41 +42,35 @@ ChannelArg = Annotated[str, typer.Argument(help="Channel id (0x + 64 hex).")]
 
 @dataclass(frozen=True)
 class _Ctx:
-    w3: Web3
+    chain: ChainTarget
     escrow: EscrowClient
-    network: str
-    chain_id: int
-    dev_ok: bool
     manifest_token: str | None
+
+    @property
+    def w3(self) -> Web3:
+        return self.chain.w3
+
+    @property
+    def network(self) -> str:
+        return self.chain.network.name
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.network.chain_id
 
 
 def _context(network: str, rpc_url: str | None, escrow: str | None) -> _Ctx:
-    from chain.client import connect
-    from deploy.manifest import load_manifest
-    from deploy.networks import get_network
-
-    net = get_network(network, rpc_url=rpc_url)
-    w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)
-    token: str | None = None
+    chain = open_target(network, rpc_url)
+    # The manifest's token is only a default when the escrow also comes from the manifest.
+    token = None
     if escrow is None:
-        manifest = load_manifest(net.name, net.chain_id)
-        escrow = manifest.address("PaymentEscrow")
-        token = (
-            manifest.contracts["SubnetToken"].address
-            if "SubnetToken" in manifest.contracts
-            else None
-        )
-    if not Web3.is_address(escrow):
-        raise ConfigError(f"--escrow {escrow!r} is not an address")
-    if not w3.eth.get_code(Web3.to_checksum_address(escrow)):
-        raise ConfigError(f"no contract at {escrow} on {net.name}; deploy first or fix --escrow")
-    return _Ctx(w3, EscrowClient(w3, escrow), net.name, net.chain_id, net.dev_accounts, token)
+        token = chain.optional_address("SubnetToken") or None
+    address = chain.address("PaymentEscrow", escrow, flag="escrow")
+    return _Ctx(chain, EscrowClient(chain.w3, address), token)
 
 
 def _account(ctx: _Ctx, keystore: Path | None, wallet: str | None, dev: int | None) -> LocalAccount:
-    from chain.keys import resolve_account
-
-    return resolve_account(keystore=keystore, wallet=wallet, dev_account=dev, allow_dev=ctx.dev_ok)
+    return ctx.chain.account(keystore=keystore, wallet=wallet, dev_account=dev)
 
 
 def parse_channel_id(value: str) -> bytes:
