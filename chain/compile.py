@@ -213,12 +213,30 @@ def _run_compiler(solc: Path, sources: dict[str, str]) -> dict[str, Any]:
 
 
 def compiler_version(solc: Path | None = None) -> str:
-    """Full version string (with commit) of the compiler that would be used."""
+    """Full version string (with commit) of the compiler that would be used.
+
+    Asking the compiler starts a process (Node.js for the npm build, ~0.4 s), so the answer
+    is remembered in ``build/`` per binary and its modification time: a cache hit in
+    :func:`compile_contracts` then starts no process at all.
+    """
+    binary = solc or find_solc()
+    # The shim's answer changes when the npm package does, not when the shim does.
+    stamp_file = NODE_MODULES / "solc" / "package.json" if binary == _SHIM else binary
+    key = f"{binary}:{stamp_file.stat().st_mtime_ns}"
+    memo = ARTIFACTS_DIR.parent / "compiler-version.json"
+    try:
+        known = json.loads(memo.read_text())
+        if known.get("key") == key:
+            return str(known["version"])
+    except (OSError, ValueError, KeyError):
+        pass  # no memo yet, or a damaged one: ask the compiler
     import solcx.wrapper
 
-    binary = solc or find_solc()
     os.environ.setdefault("LATENT_NODE_MODULES", str(NODE_MODULES))
-    return solcx.wrapper.get_version_str_from_solc_binary(binary)
+    version = solcx.wrapper.get_version_str_from_solc_binary(binary)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(memo, json.dumps({"key": key, "version": version}))
+    return version
 
 
 def _source_hash(text: str) -> str:
