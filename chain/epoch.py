@@ -48,7 +48,6 @@ ARTIFACT = "YumaConsensus"
 MAX_STEP_GAS = 5_000_000
 #: Safety stop for :meth:`EpochClient.run_epoch_until_done`.
 MAX_STEPS = 200
-U16_LANES = 16
 
 
 class Phase(IntEnum):
@@ -208,8 +207,8 @@ def predict_epoch(state: EpochChainState, current_block: int) -> EpochPrediction
 
 
 def unpack_words(words: Sequence[int], n: int) -> tuple[int, ...]:
-    """16 packed words -> the first ``n`` u16 lanes."""
-    return tuple((int(words[j // U16_LANES]) >> (16 * (j % U16_LANES))) & 0xFFFF for j in range(n))
+    """16 packed words -> the first ``n`` u16 lanes (one row of :func:`fixed.unpack_u16_rows`)."""
+    return tuple(fixed.unpack_u16_rows([int(w) for w in words], 1, n)[0])
 
 
 class EpochClient:

@@ -7,6 +7,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {IMetagraph} from "./interfaces/IMetagraph.sol";
 import {ISubnetToken} from "./interfaces/ISubnetToken.sol";
 import {IYumaConsensus} from "./interfaces/IYumaConsensus.sol";
+import {YumaEpoch} from "./libraries/YumaEpoch.sol";
 import {YumaMath} from "./libraries/YumaMath.sol";
 
 /// @title YumaConsensus
@@ -59,19 +60,8 @@ contract YumaConsensus is IYumaConsensus {
         uint64 lastEpochBlock;
     }
 
-    struct Params {
-        uint16 kappa;
-        uint32 bondsMovingAverage;
-        uint16 bondsPenalty;
-        bool liquidAlpha;
-        uint16 alphaLow;
-        uint16 alphaHigh;
-        uint16 alphaSigmoidSteepness;
-        uint64 activityCutoff;
-    }
-
     Epoch private _epoch;
-    Params private _params;
+    YumaEpoch.Params private _params;
     uint128 private _minted;
     uint128 private _fees;
     /// @dev Rows of the running epoch: the permits recomputed at its start.
@@ -142,7 +132,7 @@ contract YumaConsensus is IYumaConsensus {
             }
             _regWords[w] = word;
         }
-        _params = Params({
+        _params = YumaEpoch.Params({
             kappa: uint16(h.kappa),
             bondsMovingAverage: uint32(h.bondsMovingAverage),
             bondsPenalty: uint16(h.bondsPenalty),
@@ -308,7 +298,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256 penalty; // 0x160: bonds penalty (u16)
     }
 
-    function _rowCtx(Epoch memory ep, Params memory p) private view returns (RowCtx memory ctx) {
+    function _rowCtx(Epoch memory ep, YumaEpoch.Params memory p) private view returns (RowCtx memory ctx) {
         uint256 rows = ep.rows;
         ctx.uids = new uint16[](rows);
         ctx.info = new uint256[](rows);
@@ -350,7 +340,7 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev Column steps: 16 uid columns each.
     function _columns(Epoch memory ep, uint256 start) private {
-        Params memory p = _params;
+        YumaEpoch.Params memory p = _params;
         RowCtx memory ctx = _rowCtx(ep, p);
         // Steps of 8 columns (2 with liquid alpha, whose sigmoid costs ~14k gas an entry): part
         // of a packed word, so a step's compute and first-time bond writes stay small.
@@ -408,7 +398,13 @@ contract YumaConsensus is IYumaConsensus {
     /// the last column). The other lanes of the bond and consensus words are kept: old bonds
     /// before their step, this epoch's after it (a row whose stored bonds are stale starts from
     /// a zero word at `c0 = 0`).
-    function _group(Epoch memory ep, Params memory p, RowCtx memory ctx, Group memory gr, uint256 st) private {
+    function _group(
+        Epoch memory ep,
+        YumaEpoch.Params memory p,
+        RowCtx memory ctx,
+        Group memory gr,
+        uint256 st
+    ) private {
         uint256 width = p.liquidAlpha ? 2 : 8;
         uint256 g = st / (16 / width);
         uint256 c0 = (st % (16 / width)) * width;
@@ -424,7 +420,7 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev Columns `from .. to - 1` (inside one packed word); returns their consensus lanes.
-    function _groupColumns(RowCtx memory ctx, Group memory gr, Params memory p, uint256 from, uint256 to)
+    function _groupColumns(RowCtx memory ctx, Group memory gr, YumaEpoch.Params memory p, uint256 from, uint256 to)
         private
         returns (uint256 consensusWord)
     {
@@ -457,7 +453,10 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev Column `j` (registered at `gr.reg`): returns its consensus; updates trust,
     /// rank-weighted bond sums, the stored rank and the new bond lanes.
-    function _column(RowCtx memory ctx, Group memory gr, Params memory p, uint256 j) private returns (uint256 cons) {
+    function _column(RowCtx memory ctx, Group memory gr, YumaEpoch.Params memory p, uint256 j)
+        private
+        returns (uint256 cons)
+    {
         _columnWeights(ctx, gr, j);
         cons = YumaMath.weightedMedian(gr.buf, ctx.who.length, ctx.target);
         uint256 lane = 16 * (j & 15);
@@ -559,7 +558,13 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev `_columnBonds` with a liquid alpha per entry (the sigmoid dominates the cost).
-    function _columnBondsLiquid(RowCtx memory ctx, Group memory gr, Params memory p, uint256 lane, uint256 cons)
+    function _columnBondsLiquid(
+        RowCtx memory ctx,
+        Group memory gr,
+        YumaEpoch.Params memory p,
+        uint256 lane,
+        uint256 cons
+    )
         private
         pure
         returns (uint256 rank)
@@ -590,7 +595,7 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev New bond of one entry with liquid alpha: EMA from `old` toward the penalised
     /// clipped weight.
-    function _emaLiquid(RowCtx memory ctx, Params memory p, uint256 w, uint256 cl, uint256 old, uint256 cons)
+    function _emaLiquid(RowCtx memory ctx, YumaEpoch.Params memory p, uint256 w, uint256 cl, uint256 old, uint256 cons)
         private
         pure
         returns (uint256 e)
