@@ -39,18 +39,10 @@ from typing import Any
 
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_keys.datatypes import Signature as KeySignature
-from eth_keys.exceptions import BadSignature
-from eth_keys.exceptions import ValidationError as KeyValidationError
-from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 
+from chain.ecdsa import SignatureError, recover_digest_signer, sign_digest
 from chain.errors import LatentError
-
-try:  # libsecp256k1 bindings: ~6x faster than eth_account's signing path (same bytes)
-    import coincurve as _coincurve
-except ImportError:  # pragma: no cover - coincurve is a dependency; kept optional
-    _coincurve = None  # type: ignore[assignment]
 
 RECEIPT_DOMAIN_NAME = "Latent"
 RECEIPT_DOMAIN_VERSION = "1"
@@ -140,15 +132,10 @@ def _hex32(value: Any) -> bytes:
     return raw
 
 
-def receipt_signable(
-    *,
-    request_hash: bytes,
-    output_hash: bytes,
-    proof_commitment: bytes,
-    price: int,
-    chain_id: int,
-) -> SignableMessage:
-    """The EIP-712 message a miner signs for these fields."""
+def _check_fields(
+    *, request_hash: bytes, output_hash: bytes, proof_commitment: bytes, price: int
+) -> None:
+    """Raise :class:`ReceiptInvalid` unless the hashes are 32 bytes and ``price`` a uint256."""
     for name, value in (
         ("request_hash", request_hash),
         ("output_hash", output_hash),
@@ -158,6 +145,23 @@ def receipt_signable(
             raise ReceiptInvalid(f"{name} must be 32 bytes, got {len(value)}")
     if not 0 <= price <= _UINT256_MAX:
         raise ReceiptInvalid(f"price {price} is not a uint256")
+
+
+def receipt_signable(
+    *,
+    request_hash: bytes,
+    output_hash: bytes,
+    proof_commitment: bytes,
+    price: int,
+    chain_id: int,
+) -> SignableMessage:
+    """The EIP-712 message a miner signs for these fields."""
+    _check_fields(
+        request_hash=request_hash,
+        output_hash=output_hash,
+        proof_commitment=proof_commitment,
+        price=price,
+    )
     return encode_typed_data(
         domain_data={
             "name": RECEIPT_DOMAIN_NAME,
@@ -203,15 +207,12 @@ def receipt_digest(
     Computed directly (cached domain separator) because it is on every response's path; it
     equals the digest of :func:`receipt_signable` (tested).
     """
-    for name, value in (
-        ("request_hash", request_hash),
-        ("output_hash", output_hash),
-        ("proof_commitment", proof_commitment),
-    ):
-        if len(value) != 32:
-            raise ReceiptInvalid(f"{name} must be 32 bytes, got {len(value)}")
-    if not 0 <= price <= _UINT256_MAX:
-        raise ReceiptInvalid(f"price {price} is not a uint256")
+    _check_fields(
+        request_hash=request_hash,
+        output_hash=output_hash,
+        proof_commitment=proof_commitment,
+        price=price,
+    )
     struct_hash = keccak(
         _RECEIPT_TYPEHASH
         + request_hash
@@ -250,30 +251,6 @@ def sign_receipt(
     )
 
 
-def sign_digest(account: LocalAccount, digest: bytes) -> bytes:
-    """65-byte ``r || s || v`` (v in {27, 28}, low s) signature of a 32-byte EIP-712 digest.
-
-    Byte-identical to ``account.unsafe_sign_hash(digest).signature`` (both are RFC 6979
-    deterministic libsecp256k1 signatures; tested), computed straight through coincurve when
-    it is installed because it is on every response's path. Never pass raw data: ``digest``
-    must already be a domain-separated hash.
-    """
-    if len(digest) != 32:
-        raise ReceiptInvalid(f"digest must be 32 bytes, got {len(digest)}")
-    if _coincurve is None:  # pragma: no cover
-        return bytes(account.unsafe_sign_hash(Hash32(digest)).signature)
-    raw = _signing_key(bytes(account.key)).sign_recoverable(digest, hasher=None)
-    return raw[:64] + bytes((raw[64] + 27,))
-
-
-@functools.lru_cache(maxsize=8)
-def _signing_key(secret: bytes) -> Any:
-    """coincurve key for ``secret`` (building one derives two public keys: ~50 us; a miner
-    signs with the same hotkey all day)."""
-    assert _coincurve is not None
-    return _coincurve.PrivateKey(secret)
-
-
 def recover_receipt_signer(receipt: Receipt) -> str:
     """The checksummed address that signed ``receipt`` (whatever ``receipt.miner`` says)."""
     digest = receipt_digest(
@@ -287,12 +264,9 @@ def recover_receipt_signer(receipt: Receipt) -> str:
     if len(sig) != 65 or sig[64] not in (27, 28):
         raise ReceiptInvalid("receipt signature must be 65 bytes r || s || v with v in {27, 28}")
     try:
-        signature = KeySignature(
-            vrs=(sig[64] - 27, int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"))
-        )
-        return str(signature.recover_public_key_from_msg_hash(digest).to_checksum_address())
-    except (ValueError, TypeError, BadSignature, KeyValidationError) as exc:
-        raise ReceiptInvalid(f"receipt signature cannot be recovered: {exc}") from exc
+        return recover_digest_signer(digest, sig)
+    except SignatureError as exc:
+        raise ReceiptInvalid(f"receipt {exc}") from exc
 
 
 def verify_receipt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -10,9 +11,35 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from chain.client import Contract
+from chain.errors import ConfigError
 
 TOKEN_NAME = "Latent Subnet Token"
 ONE = 10**18  # 18 decimals
+DECIMALS = 18
+
+
+def parse_token_amount(text: str, decimals: int = DECIMALS) -> int:
+    """Whole-token decimal string (``"1.5"``) -> base units; positive, at most ``decimals`` places.
+
+    Raises :class:`ConfigError` naming the bad input (not a number, not positive, too precise).
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"amount {text!r} is not a number of tokens") from None
+    if not value.is_finite():
+        raise ConfigError(f"amount {text!r} is not a number of tokens")
+    scaled = value.scaleb(decimals)
+    if value <= 0 or scaled != scaled.to_integral_value():
+        raise ConfigError(f"amount {text!r} must be positive with at most {decimals} decimals")
+    return int(scaled)
+
+
+def format_tokens(amount: int, decimals: int = DECIMALS, *, places: int | None = None) -> str:
+    """Base units -> whole tokens: exact (``"1.5"``), or rounded to ``places`` with thousands
+    separators (``"1,234.5000"``)."""
+    value = Decimal(amount) / (Decimal(10) ** decimals)
+    return f"{value:f}" if places is None else f"{value:,.{places}f}"
 
 
 @dataclass(frozen=True)

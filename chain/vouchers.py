@@ -19,10 +19,16 @@ Header form (``X-Latent-Voucher``): ``v1.<channel id, 64 hex>.<cumulative, decim
 Signatures are canonical (low-s, v in {27, 28}) as the contract demands (OpenZeppelin ECDSA);
 :func:`recover_voucher_signer` rejects the malleable twin off-chain too, so the miner never
 accepts a voucher the chain would refuse.
+
+Digests are computed directly with a cached domain separator and signed / recovered through
+:mod:`chain.ecdsa` (libsecp256k1), because vouchers are on every paid request's path: about
+0.05 ms per voucher instead of 0.3 ms through ``encode_typed_data``. :func:`voucher_signable`
+is the eth-account reference form; the two are pinned together by the tests.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -34,13 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_keys.exceptions import BadSignature
-from eth_keys.exceptions import ValidationError as KeyValidationError
 from eth_utils import keccak, to_checksum_address
 
+from chain.ecdsa import SECP256K1_N, SignatureError, recover_digest_signer, sign_digest
 from chain.errors import LatentError
 
 VOUCHER_HEADER = "X-Latent-Voucher"
@@ -53,8 +57,10 @@ VOUCHER_TYPES: dict[str, list[dict[str, str]]] = {
     ]
 }
 UINT128_MAX = 2**128 - 1
-#: secp256k1 group order; canonical signatures have s <= N // 2 (EIP-2).
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint128 cumulativeAmount)")
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
 _HEADER_RE = re.compile(r"^v1\.([0-9a-f]{64})\.(0|[1-9][0-9]{0,38})\.([0-9a-f]{130})$")
 BOOK_SCHEMA = 1
 
@@ -144,14 +150,18 @@ def channel_id(
     return bytes(keccak(encoded))
 
 
-def voucher_signable(
-    *, escrow: str, chain_id: int, channel_id: bytes, cumulative_amount: int
-) -> SignableMessage:
-    """The EIP-712 message for a voucher (what the renter signs)."""
+def _check_fields(channel_id: bytes, cumulative_amount: int) -> None:
     if len(channel_id) != 32:
         raise VoucherFormatError("voucher channel id must be 32 bytes")
     if not 0 <= cumulative_amount <= UINT128_MAX:
         raise VoucherFormatError(f"voucher amount {cumulative_amount} is not a uint128")
+
+
+def voucher_signable(
+    *, escrow: str, chain_id: int, channel_id: bytes, cumulative_amount: int
+) -> SignableMessage:
+    """The EIP-712 message for a voucher (the eth-account reference form of :func:`voucher_digest`)."""
+    _check_fields(channel_id, cumulative_amount)
     return encode_typed_data(
         domain_data={
             "name": VOUCHER_DOMAIN_NAME,
@@ -164,28 +174,41 @@ def voucher_signable(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _domain_separator(escrow: str, chain_id: int) -> bytes:
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(VOUCHER_DOMAIN_NAME.encode())
+        + keccak(VOUCHER_DOMAIN_VERSION.encode())
+        + chain_id.to_bytes(32, "big")
+        + bytes(12)
+        + bytes.fromhex(to_checksum_address(escrow)[2:])
+    )
+
+
 def voucher_digest(
     *, escrow: str, chain_id: int, channel_id: bytes, cumulative_amount: int
 ) -> bytes:
-    """The 32-byte EIP-712 digest (equals ``PaymentEscrow.voucherDigest``)."""
-    msg = voucher_signable(
-        escrow=escrow, chain_id=chain_id, channel_id=channel_id, cumulative_amount=cumulative_amount
-    )
-    return bytes(keccak(b"\x19" + msg.version + msg.header + msg.body))
+    """The 32-byte EIP-712 digest (equals ``PaymentEscrow.voucherDigest``).
+
+    Computed directly (cached domain separator); equals the digest of :func:`voucher_signable`.
+    """
+    _check_fields(channel_id, cumulative_amount)
+    struct_hash = keccak(_VOUCHER_TYPEHASH + channel_id + cumulative_amount.to_bytes(32, "big"))
+    return keccak(b"\x19\x01" + _domain_separator(escrow, chain_id) + struct_hash)
 
 
 def sign_voucher(
     account: LocalAccount, *, escrow: str, chain_id: int, channel_id: bytes, cumulative_amount: int
 ) -> Voucher:
     """Sign ``cumulative_amount`` on ``channel_id`` with the renter's (or session) key."""
-    msg = voucher_signable(
+    digest = voucher_digest(
         escrow=escrow, chain_id=chain_id, channel_id=channel_id, cumulative_amount=cumulative_amount
     )
-    signed = account.sign_message(msg)
     return Voucher(
         channel_id=channel_id,
         cumulative_amount=cumulative_amount,
-        signature=bytes(signed.signature),
+        signature=sign_digest(account, digest),
     )
 
 
@@ -193,26 +216,49 @@ def recover_voucher_signer(voucher: Voucher, *, escrow: str, chain_id: int) -> s
     """The checksummed address that signed ``voucher`` for this escrow and chain.
 
     Raises :class:`VoucherSignatureInvalid` for signatures the contract would reject
-    (high s, v not 27/28, unrecoverable). A voucher signed for another escrow or chain
-    recovers to some unrelated address: compare the result with the renter / session key.
+    (high or zero s, v not 27/28, unrecoverable). A voucher signed for another escrow or
+    chain recovers to some unrelated address: compare the result with the renter / session key.
     """
     sig = voucher.signature
+    if len(sig) != 65:
+        raise VoucherSignatureInvalid(f"voucher signature must be 65 bytes, got {len(sig)}")
     s = int.from_bytes(sig[32:64], "big")
     v = sig[64]
     if s == 0 or s > SECP256K1_N // 2:
         raise VoucherSignatureInvalid("voucher signature has a high (malleable) or zero s value")
     if v not in (27, 28):
         raise VoucherSignatureInvalid(f"voucher signature has v={v}; expected 27 or 28")
-    msg = voucher_signable(
+    digest = voucher_digest(
         escrow=escrow,
         chain_id=chain_id,
         channel_id=voucher.channel_id,
         cumulative_amount=voucher.cumulative_amount,
     )
     try:
-        return str(Account.recover_message(msg, signature=sig))
-    except (ValueError, TypeError, BadSignature, KeyValidationError) as exc:
-        raise VoucherSignatureInvalid(f"voucher signature cannot be recovered: {exc}") from None
+        return recover_digest_signer(digest, sig)
+    except SignatureError as exc:
+        raise VoucherSignatureInvalid(f"voucher {exc}") from None
+
+
+class VoucherVerifier:
+    """:func:`voucher_digest` and :func:`recover_voucher_signer` bound to one escrow and chain."""
+
+    def __init__(self, *, escrow: str, chain_id: int) -> None:
+        self.escrow = to_checksum_address(escrow)
+        self.chain_id = chain_id
+
+    def digest(self, channel_id: bytes, cumulative_amount: int) -> bytes:
+        """The 32-byte EIP-712 digest of a voucher (equals ``PaymentEscrow.voucherDigest``)."""
+        return voucher_digest(
+            escrow=self.escrow,
+            chain_id=self.chain_id,
+            channel_id=channel_id,
+            cumulative_amount=cumulative_amount,
+        )
+
+    def recover(self, voucher: Voucher) -> str:
+        """The checksummed signer of ``voucher`` (see :func:`recover_voucher_signer`)."""
+        return recover_voucher_signer(voucher, escrow=self.escrow, chain_id=self.chain_id)
 
 
 def encode_voucher_header(voucher: Voucher) -> str:
@@ -329,12 +375,14 @@ class VoucherBook:
 
 __all__ = [
     "BOOK_SCHEMA",
+    "SECP256K1_N",
     "VOUCHER_HEADER",
     "Voucher",
     "VoucherBook",
     "VoucherError",
     "VoucherFormatError",
     "VoucherSignatureInvalid",
+    "VoucherVerifier",
     "channel_id",
     "decode_voucher_header",
     "encode_voucher_header",

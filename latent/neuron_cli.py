@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -23,9 +22,8 @@ from rich.table import Table
 
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
+from chain.token import format_tokens, parse_token_amount
 from deploy.target import ChainTarget, open_target
-
-ONE = 10**18
 
 app = typer.Typer(help="Neurons: registration, stake, metagraph, weights.", no_args_is_help=True)
 stake_app = typer.Typer(help="Bond tokens to a hotkey, unbond, claim.", no_args_is_help=True)
@@ -87,17 +85,11 @@ def _hotkey_address(wallet: str | None, hotkey: str | None, address: str | None)
 
 
 def _amount(text: str) -> int:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ConfigError(f"amount {text!r} is not a number of tokens") from None
-    if value <= 0:
-        raise ConfigError("amount must be positive")
-    return int(value * ONE)
+    return parse_token_amount(text)
 
 
 def _tokens(amount: int) -> str:
-    return f"{Decimal(amount) / ONE:,.4f}"
+    return format_tokens(amount, places=4)
 
 
 @app.command("register")

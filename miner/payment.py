@@ -43,90 +43,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from chain.errors import LatentError
 from chain.escrow import EscrowClient
 from chain.vouchers import (
-    SECP256K1_N,
-    VOUCHER_DOMAIN_NAME,
-    VOUCHER_DOMAIN_VERSION,
     VOUCHER_HEADER,
     Voucher,
-    VoucherFormatError,
-    VoucherSignatureInvalid,
+    VoucherVerifier,
     decode_voucher_header,
-    recover_voucher_signer,
 )
 from miner.config import PaymentConfig, PricingConfig
-
-try:  # libsecp256k1 bindings: recovery ~5x faster than eth_account's path
-    import coincurve as _coincurve
-except ImportError:  # pragma: no cover - coincurve is a dependency; kept optional
-    _coincurve = None  # type: ignore[assignment]
-
-
-_VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint128 cumulativeAmount)")
-_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
-_UINT128_MAX = 2**128 - 1
-
-
-class VoucherVerifier:
-    """Voucher digests and signer recovery for one escrow on one chain, on the request path.
-
-    Same results as ``chain.vouchers.voucher_digest`` / ``recover_voucher_signer`` (tested,
-    including the rejection of high-s and bad-v signatures), but with the EIP-712 domain
-    separator computed once and the recovery done straight through coincurve: about 0.05 ms
-    per voucher instead of 0.3 ms (``encode_typed_data`` dominates the generic path).
-    """
-
-    def __init__(self, *, escrow: str, chain_id: int) -> None:
-        self.escrow = to_checksum_address(escrow)
-        self.chain_id = chain_id
-        self.domain_separator = keccak(
-            _DOMAIN_TYPEHASH
-            + keccak(VOUCHER_DOMAIN_NAME.encode())
-            + keccak(VOUCHER_DOMAIN_VERSION.encode())
-            + chain_id.to_bytes(32, "big")
-            + bytes(12)
-            + bytes.fromhex(self.escrow[2:])
-        )
-
-    def digest(self, channel_id: bytes, cumulative_amount: int) -> bytes:
-        """The 32-byte EIP-712 digest of a voucher (equals ``PaymentEscrow.voucherDigest``)."""
-        if len(channel_id) != 32:
-            raise VoucherFormatError("voucher channel id must be 32 bytes")
-        if not 0 <= cumulative_amount <= _UINT128_MAX:
-            raise VoucherFormatError(f"voucher amount {cumulative_amount} is not a uint128")
-        struct_hash = keccak(_VOUCHER_TYPEHASH + channel_id + cumulative_amount.to_bytes(32, "big"))
-        return keccak(b"\x19\x01" + self.domain_separator + struct_hash)
-
-    def recover(self, voucher: Voucher) -> str:
-        """The checksummed signer of ``voucher``; raises ``VoucherSignatureInvalid`` for
-        signatures the contract would reject (high or zero s, v not 27/28, unrecoverable)."""
-        if _coincurve is None:  # pragma: no cover
-            return recover_voucher_signer(voucher, escrow=self.escrow, chain_id=self.chain_id)
-        sig = voucher.signature
-        if len(sig) != 65:
-            raise VoucherSignatureInvalid(f"voucher signature must be 65 bytes, got {len(sig)}")
-        s = int.from_bytes(sig[32:64], "big")
-        v = sig[64]
-        if s == 0 or s > SECP256K1_N // 2:
-            raise VoucherSignatureInvalid(
-                "voucher signature has a high (malleable) or zero s value"
-            )
-        if v not in (27, 28):
-            raise VoucherSignatureInvalid(f"voucher signature has v={v}; expected 27 or 28")
-        digest = self.digest(voucher.channel_id, voucher.cumulative_amount)
-        try:
-            public = _coincurve.PublicKey.from_signature_and_message(
-                sig[:64] + bytes((v - 27,)), digest, hasher=None
-            )
-        except ValueError as exc:  # libsecp256k1 refuses r = 0, r >= n, no curve point, ...
-            raise VoucherSignatureInvalid(f"voucher signature cannot be recovered: {exc}") from None
-        return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
 
 
 @dataclass(frozen=True)
@@ -470,5 +397,4 @@ __all__ = [
     "PaymentRequired",
     "PaymentTicket",
     "VoucherStore",
-    "VoucherVerifier",
 ]

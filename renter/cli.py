@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from web3 import Web3
 
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
+from chain.token import format_tokens, parse_token_amount
 from deploy.target import ChainTarget, open_target
 
 app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
@@ -85,18 +85,6 @@ def parse_channel_id(value: str) -> bytes:
     return raw
 
 
-def to_base_units(amount: str, decimals: int) -> int:
-    """Whole-token decimal string -> base units; rejects negatives and excess precision."""
-    try:
-        value = Decimal(amount)
-    except InvalidOperation:
-        raise ConfigError(f"amount {amount!r} is not a number") from None
-    scaled = value * (Decimal(10) ** decimals)
-    if value <= 0 or scaled != scaled.to_integral_value():
-        raise ConfigError(f"amount {amount!r} must be positive with at most {decimals} decimals")
-    return int(scaled)
-
-
 def _token_client(ctx: _Ctx, token: str):  # type: ignore[no-untyped-def]
     from chain.token import SubnetTokenClient
 
@@ -107,10 +95,9 @@ def _print_channel(ch: Channel, decimals: int, json_out: bool) -> None:
     if json_out:
         print(json.dumps(ch.to_json(), indent=2))
         return
-    scale = Decimal(10) ** decimals
 
     def fmt(x: int) -> str:
-        return f"{Decimal(x) / scale:f}"
+        return format_tokens(x, decimals)
 
     print(f"channel   0x{ch.channel_id.hex()}  ({ch.status})")
     print(f"renter    {ch.renter}\nminer     {ch.miner}\ntoken     {ch.token}")
@@ -155,7 +142,7 @@ def open_cmd(
         raise ConfigError(f"--miner {miner!r} is not an address")
     renter = _account(ctx, keystore, wallet, dev_account)
     erc20 = _token_client(ctx, token)
-    base = to_base_units(amount, int(erc20.call("decimals")))
+    base = parse_token_amount(amount, int(erc20.call("decimals")))
     raw_salt = parse_channel_id(salt) if salt else secrets.token_bytes(32)
     if erc20.balance_of(renter.address) < base:
         raise LatentError(f"{renter.address} holds less than {amount} of token {token}")
@@ -194,7 +181,7 @@ def topup_cmd(
     renter = _account(ctx, keystore, wallet, dev_account)
     erc20 = _token_client(ctx, ch.token)
     decimals = int(erc20.call("decimals"))
-    base = to_base_units(amount, decimals)
+    base = parse_token_amount(amount, decimals)
     if erc20.allowance(renter.address, ctx.escrow.address) < base:
         erc20.approve(ctx.escrow.address, base, sender=renter)
     ctx.escrow.top_up(cid, base, sender=renter)

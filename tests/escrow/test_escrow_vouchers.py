@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from chain.vouchers import (
     encode_voucher_header,
     recover_voucher_signer,
     sign_voucher,
+    voucher_digest,
+    voucher_signable,
 )
 
 ESCROW = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -58,6 +61,22 @@ def test_header_garbage_is_a_format_error(garbage: str) -> None:
     with pytest.raises(VoucherFormatError) as info:
         decode_voucher_header(garbage)
     assert isinstance(info.value, LatentError)
+
+
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.integers(min_value=0, max_value=2**128 - 1),
+    st.integers(min_value=1, max_value=2**64),
+)
+def test_voucher_digest_equals_the_eth_account_reference(
+    cid: bytes, amount: int, chain: int
+) -> None:
+    msg = voucher_signable(escrow=ESCROW, chain_id=chain, channel_id=cid, cumulative_amount=amount)
+    reference = keccak(b"\x19" + msg.version + msg.header + msg.body)
+    assert (
+        voucher_digest(escrow=ESCROW, chain_id=chain, channel_id=cid, cumulative_amount=amount)
+        == reference
+    )
 
 
 def test_sign_and_recover_binds_escrow_and_chain() -> None:

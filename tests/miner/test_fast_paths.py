@@ -1,6 +1,6 @@
 """The request path's fast crypto equals the generic eth-account paths, byte for byte.
 
-``chain.receipts.sign_digest`` and ``miner.payment.VoucherVerifier`` skip
+``chain.receipts.sign_digest`` and ``chain.vouchers.VoucherVerifier`` skip
 ``encode_typed_data`` and eth-account's signing layers for speed; these tests pin them to the
 reference implementations (including which malformed signatures are refused), so a
 divergence cannot slip in silently. Also: the model presets and the ``latent model`` CLI.
@@ -23,13 +23,13 @@ from chain.vouchers import (
     SECP256K1_N,
     Voucher,
     VoucherSignatureInvalid,
+    VoucherVerifier,
     recover_voucher_signer,
     sign_voucher,
     voucher_digest,
 )
 from miner.model_cli import MODEL_PRESETS
 from miner.model_cli import app as model_app
-from miner.payment import VoucherVerifier
 from miner.tiny_model import PRESETS, build_tiny_model
 
 ESCROW = "0x" + "e5" * 20
