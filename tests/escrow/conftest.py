@@ -8,31 +8,16 @@ Roles (anvil dev accounts): 0 deployer/owner/token minter, 1 renter, 2 miner, 3 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
+from escrow_env import FEE_BPS, GRACE_S, INITIAL_BALANCE, Parties
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.client import Contract, deploy_contract
 from chain.escrow import EscrowClient
 from chain.node import revert, snapshot
-from chain.token import ONE, SubnetTokenClient
-from chain.vouchers import Voucher, sign_voucher
-
-FEE_BPS = 250  # 2.5%: large enough that fee rounding shows up in small amounts
-GRACE_S = 15 * 60
-INITIAL_BALANCE = 1_000_000 * ONE
-
-
-@dataclass(frozen=True)
-class Parties:
-    owner: LocalAccount
-    renter: LocalAccount
-    miner: LocalAccount
-    session: LocalAccount
-    stranger: LocalAccount
-    pool: LocalAccount
+from chain.token import SubnetTokenClient
 
 
 @pytest.fixture(scope="session")
@@ -79,27 +64,3 @@ def clean(
     snap = snapshot(w3)
     yield w3
     revert(w3, snap)
-
-
-def salt(n: int) -> bytes:
-    return n.to_bytes(32, "big")
-
-
-def voucher(escrow: EscrowClient, signer: LocalAccount, cid: bytes, amount: int) -> Voucher:
-    return sign_voucher(
-        signer,
-        escrow=escrow.address,
-        chain_id=escrow.chain_id,
-        channel_id=cid,
-        cumulative_amount=amount,
-    )
-
-
-def set_next_timestamp(w3: Web3, timestamp: int) -> None:
-    """The next mined block gets exactly ``timestamp``."""
-    response = w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
-    assert "error" not in response, response
-
-
-def latest_timestamp(w3: Web3) -> int:
-    return int(w3.eth.get_block("latest")["timestamp"])

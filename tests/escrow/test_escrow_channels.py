@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FEE_BPS, GRACE_S, Parties, latest_timestamp, salt, voucher
+from escrow_env import FEE_BPS, GRACE_S, Parties, latest_timestamp, salt, voucher
 from web3 import Web3
 
 from chain.errors import custom_error

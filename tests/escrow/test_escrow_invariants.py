@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conftest import FEE_BPS, GRACE_S, latest_timestamp, salt, set_next_timestamp
+from escrow_env import FEE_BPS, GRACE_S, latest_timestamp, salt, set_next_timestamp
 from eth_account.signers.local import LocalAccount
 from hypothesis import settings
 from hypothesis import strategies as st

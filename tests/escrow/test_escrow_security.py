@@ -5,7 +5,15 @@ different error message."""
 from __future__ import annotations
 
 import pytest
-from conftest import FEE_BPS, GRACE_S, Parties, latest_timestamp, salt, set_next_timestamp, voucher
+from escrow_env import (
+    FEE_BPS,
+    GRACE_S,
+    Parties,
+    latest_timestamp,
+    salt,
+    set_next_timestamp,
+    voucher,
+)
 from eth_keys import keys
 from web3 import Web3
 

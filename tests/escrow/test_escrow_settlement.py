@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import FEE_BPS, GRACE_S, Parties, salt, voucher
+from escrow_env import FEE_BPS, GRACE_S, Parties, salt, voucher
 from typer.testing import CliRunner
 from web3 import Web3
 
