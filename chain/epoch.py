@@ -18,8 +18,9 @@ record: it builds the :class:`~chain.yuma.types.EpochInputs` the contract sees a
   for every ``k >= 1`` such that ``cap - supply <= cap >> k``; ``fees`` is the contract's token
   balance beyond what it owes (``reserved``).
 * Rewards: each uid's miner emission plus (for a row) its validator emission is credited to the
-  uid's hotkey, the owner share to the Metagraph's owner; scores are recorded on the Metagraph
-  as u16 (round half up).
+  uid (claimable by the hotkey holding it; a replaced uid's earnings move to the old hotkey),
+  the owner share to the Metagraph's owner; scores are recorded on the Metagraph as u16
+  (round half up).
 
 While an epoch is in progress the Metagraph refuses registrations and weight reveals
 (``MetagraphEpochInProgress``), so every step reads the state of the epoch's first block.

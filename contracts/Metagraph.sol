@@ -8,6 +8,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IMetagraph} from "./interfaces/IMetagraph.sol";
 import {ISubnetToken} from "./interfaces/ISubnetToken.sol";
+import {IYumaConsensus} from "./interfaces/IYumaConsensus.sol";
 import {BurnPrice} from "./libraries/BurnPrice.sol";
 import {TopStake} from "./libraries/TopStake.sol";
 import {WeightRows} from "./libraries/WeightRows.sol";
@@ -18,7 +19,10 @@ import {WeightRows} from "./libraries/WeightRows.sol";
 ///
 /// Storage layout (what the epoch reads; all per-uid data in fixed-size arrays, no hashing):
 /// - `_neurons[uid]`  one word: `stake` u96 (mirror of the hotkey's total stake while it is
-///   registered) | `emission` u96 (last epoch) | `registeredAt` u64;
+///   registered) | `registeredAt` u64 | `rowSum` u32 (sum of the stored weight row without the
+///   uid's own lane) | `rowWords` u16 (bit w: weight word w is non-zero);
+/// - `_emission`      last epoch's emission per uid, u85 lanes, 3 per word (uid `u` in word
+///   `u / 3` at bits `85 * (u % 3)`);
 /// - `_keys[uid]`     one word: `hotkey` address | `lastUpdate` u64 (block of the last reveal,
 ///   registration block until then);
 /// - `_weights[uid]`  16 words, 16 u16 lanes each (see `WeightRows`);
@@ -37,11 +41,13 @@ contract Metagraph is IMetagraph, Ownable2Step {
     uint256 private constant _MAX_BURN_LIMIT = 21_000_000 ether;
     uint256 private constant _U16_MAX = 0xFFFF;
     uint256 private constant _U32_MAX = 0xFFFFFFFF;
+    uint256 private constant _U85_MAX = (1 << 85) - 1;
 
     struct Neuron {
         uint96 stake;
-        uint96 emission;
         uint64 registeredAt;
+        uint32 rowSum;
+        uint16 rowWords;
     }
 
     struct NeuronKeys {
@@ -86,6 +92,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
     uint256[16] private _dividends;
     uint256[16] private _consensus;
     uint256[16] private _validatorTrust;
+    uint256[86] private _emission;
     mapping(uint256 uid => string) private _endpoints;
     mapping(uint256 uid => WeightCommit) private _commits;
     mapping(address hotkey => uint256) private _uidPlusOne;
@@ -165,7 +172,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
 
         // Effects: the neuron, then the price, then the journal.
         uint64 now_ = uint64(block.number);
-        _neurons[uid] = Neuron({stake: _hotkeyStake[hotkey].toUint96(), emission: 0, registeredAt: now_});
+        _neurons[uid] = Neuron({stake: _hotkeyStake[hotkey].toUint96(), registeredAt: now_, rowSum: 0, rowWords: 0});
         _keys[uid] = NeuronKeys({hotkey: hotkey, lastUpdate: now_});
         _endpoints[uid] = endpoint;
         _uidPlusOne[hotkey] = uint256(uid) + 1;
@@ -225,6 +232,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
         bool found;
         for (uint256 uid; uid < n; ++uid) {
             Neuron memory neuron = _neurons[uid];
+            uint256 emission = _emissionOf(uid);
             uint256 release = uint256(neuron.registeredAt) + immunity;
             if (block.number < release) {
                 if (release < firstRelease) firstRelease = release;
@@ -232,11 +240,10 @@ contract Metagraph is IMetagraph, Ownable2Step {
             }
             // Strictly better only: scanning uids upward keeps the lower uid on a full tie.
             if (
-                neuron.emission < bestEmission
-                    || (neuron.emission == bestEmission && neuron.registeredAt < bestRegistered)
+                emission < bestEmission || (emission == bestEmission && neuron.registeredAt < bestRegistered)
             ) {
                 best = uint16(uid);
-                bestEmission = neuron.emission;
+                bestEmission = emission;
                 bestRegistered = neuron.registeredAt;
                 found = true;
             }
@@ -260,6 +267,15 @@ contract Metagraph is IMetagraph, Ownable2Step {
         if (_dividends[word] & ~keep != 0) _dividends[word] &= keep;
         if (_consensus[word] & ~keep != 0) _consensus[word] &= keep;
         if (_validatorTrust[word] & ~keep != 0) _validatorTrust[word] &= keep;
+        uint256 lane = _U85_MAX << (85 * (uid % 3));
+        if (_emission[uid / 3] & lane != 0) _emission[uid / 3] &= ~lane;
+        // The epoch contract pays what the uid earned so far to the hotkey that earned it.
+        address epoch = _epoch;
+        if (epoch.code.length != 0) IYumaConsensus(epoch).onUidReplaced(uid, oldHotkey);
+    }
+
+    function _emissionOf(uint256 uid) private view returns (uint256) {
+        return (_emission[uid / 3] >> (85 * (uid % 3))) & _U85_MAX;
     }
 
     function _requireUid(address hotkey) private view returns (uint16) {
@@ -415,9 +431,20 @@ contract Metagraph is IMetagraph, Ownable2Step {
 
         delete _commits[uid];
         uint256[16] storage stored = _weights[uid];
+        uint256 sum;
+        uint256 words;
         for (uint256 w; w < 16; ++w) {
-            stored[w] = row[w];
+            uint256 word = row[w];
+            stored[w] = word;
+            if (word != 0) {
+                words |= 1 << w;
+                sum += WeightRows.laneSum(word);
+            }
         }
+        // The epoch ignores a validator's weight on itself: leave it out of the sum.
+        Neuron storage neuron = _neurons[uid];
+        neuron.rowSum = uint32(sum - WeightRows.lane(row, uid));
+        neuron.rowWords = uint16(words);
         _rowsWritten |= 1 << uid;
         _keys[uid].lastUpdate = uint64(block.number);
         emit WeightsRevealed(uid, count, dropped);
@@ -479,54 +506,22 @@ contract Metagraph is IMetagraph, Ownable2Step {
     // ================================================================== epoch interface
 
     /// @inheritdoc IMetagraph
-    function epochValidators()
-        external
-        view
-        returns (uint16[] memory uids, uint256[] memory stakes, uint64[] memory lastUpdates, uint256[16][] memory rows)
-    {
-        uint256 permits = _permits;
-        uint256 count;
-        for (uint256 bits = permits; bits != 0; bits &= bits - 1) {
-            ++count;
-        }
-        uids = new uint16[](count);
-        stakes = new uint256[](count);
-        lastUpdates = new uint64[](count);
-        rows = new uint256[16][](count);
-        uint256 row;
-        for (uint256 uid; permits != 0; ++uid) {
-            if (permits & 1 != 0) {
-                uids[row] = uint16(uid);
-                stakes[row] = _neurons[uid].stake;
-                lastUpdates[row] = _keys[uid].lastUpdate;
-                rows[row] = _weights[uid];
-                ++row;
-            }
-            permits >>= 1;
+    function epochRowKeys(uint16[] calldata uids) external view returns (uint256[] memory rows) {
+        rows = new uint256[](uids.length);
+        for (uint256 k; k < uids.length; ++k) {
+            // Reverts (index out of bounds) for uid >= 256.
+            Neuron memory neuron = _neurons[uids[k]];
+            rows[k] = uint256(neuron.stake) | (uint256(_keys[uids[k]].lastUpdate) << 96)
+                | (uint256(neuron.rowSum) << 160) | (uint256(neuron.rowWords) << 192);
         }
     }
 
     /// @inheritdoc IMetagraph
-    function epochRows(uint16[] calldata uids, uint256 firstWord, uint256 wordCount, bool withKeys)
-        external
-        view
-        returns (uint256[] memory stakes, uint64[] memory lastUpdates, uint256[] memory words)
-    {
-        uint256 count = uids.length;
-        uint256 keyed = withKeys ? count : 0;
-        stakes = new uint256[](keyed);
-        lastUpdates = new uint64[](keyed);
-        words = new uint256[](count * wordCount);
-        for (uint256 k; k < count; ++k) {
-            uint256 uid = uids[k];
-            if (withKeys) {
-                stakes[k] = _neurons[uid].stake;
-                lastUpdates[k] = _keys[uid].lastUpdate;
-            }
-            // Reverts (index out of bounds) for uid >= 256 or firstWord + wordCount > 16.
-            for (uint256 w; w < wordCount; ++w) {
-                words[k * wordCount + w] = _weights[uid][firstWord + w];
-            }
+    function epochWords(uint16[] calldata uids, uint256 word) external view returns (uint256[] memory words) {
+        words = new uint256[](uids.length);
+        for (uint256 k; k < uids.length; ++k) {
+            // Reverts (index out of bounds) for uid >= 256 or word >= 16.
+            words[k] = _weights[uids[k]][word];
         }
     }
 
@@ -562,10 +557,18 @@ contract Metagraph is IMetagraph, Ownable2Step {
 
     /// @inheritdoc IMetagraph
     function recordEmission(uint16 firstUid, uint96[] calldata emission) external onlyEpoch {
-        uint256 n = _neuronCount;
-        if (uint256(firstUid) + emission.length > n) revert MetagraphEpochRangeInvalid(firstUid, emission.length, n);
-        for (uint256 i; i < emission.length; ++i) {
-            _neurons[firstUid + i].emission = emission[i];
+        uint256 end = uint256(firstUid) + emission.length;
+        if (end > _neuronCount) revert MetagraphEpochRangeInvalid(firstUid, emission.length, _neuronCount);
+        uint256 uid = firstUid;
+        while (uid < end) {
+            uint256 w = uid / 3;
+            uint256 word = _emission[w];
+            for (; uid < end && uid / 3 == w; ++uid) {
+                uint256 shift = 85 * (uid % 3);
+                // Fits: an epoch emits less than the token's cap, 21M * 1e18 < 2^85.
+                word = (word & ~(_U85_MAX << shift)) | (uint256(emission[uid - firstUid]) << shift);
+            }
+            if (_emission[w] != word) _emission[w] = word;
         }
         emit EpochResultsRecorded(firstUid, emission.length);
     }
@@ -711,7 +714,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
                 hotkey: keys.hotkey,
                 coldkey: _hotkeyOwner[keys.hotkey],
                 stake: neuron.stake,
-                emission: neuron.emission,
+                emission: _emissionOf(uid),
                 registeredAt: neuron.registeredAt,
                 lastUpdate: keys.lastUpdate,
                 validatorPermit: (permits >> uid) & 1 == 1,

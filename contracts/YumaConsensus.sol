@@ -15,37 +15,57 @@ import {YumaMath} from "./libraries/YumaMath.sol";
 /// integer algorithm and every rounding are `chain/yuma/fixed.py`'s; `chain/epoch.py` predicts
 /// this contract's outputs from a Metagraph snapshot and the stored bonds.
 /// @dev Steps: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows`
-/// (16 validator rows per step: masked row sum, its first largest entry and the row's
-/// normalisation dust, so any column can rebuild the normalised weights); `_columns` (8 uid
-/// columns per step, 2 with liquid alpha: consensus, clipped weights, trust, ranks, bond EMA,
-/// the column-normalised bonds weighted by rank into per-row dividend sums); `_credit` (the
-/// emission split, recomputed from stored ranks and row sums, 32 uids per step). A call runs
-/// steps while the gas it used plus the next step's estimate stays under `GAS_BUDGET`.
+/// (16 validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
+/// less the weights on uids registered since the row's last update); `_columns` (one packed
+/// word of 16 uid columns per step, 2 columns with liquid alpha: consensus, clipped weights,
+/// trust, ranks, bond EMA, the column-scaled bonds weighted by rank into per-row dividend
+/// sums); `_credit` (the emission split, recomputed from stored ranks and row sums, 48 uids
+/// per step). A call runs steps while the gas it used plus the next step's estimate stays
+/// under `GAS_BUDGET`. Weight and bond words known to be zero are never read.
 contract YumaConsensus is IYumaConsensus {
     using SafeERC20 for IERC20;
     using YumaMath for uint256[];
 
     uint256 private constant ONE = 1e18;
     uint256 private constant U16_MAX = 65_535;
+    uint256 private constant U85_MAX = (1 << 85) - 1;
     uint256 private constant HALF = 5e17;
     uint256 private constant BMA_SCALE = 1_000_000;
     uint256 private constant OWNER_PERCENT = 18;
     uint256 private constant MINER_PERCENT = 41;
-    /// @dev A call starts another step only while the gas it has used plus the largest step seen
-    /// (or the phase's first-step estimate) stays below this; with the transaction's base cost
-    /// and the final writes every call stays below 5M.
-    uint256 private constant GAS_BUDGET = 4_500_000;
+    /// @dev A call starts another step only while the gas it has used plus the step's estimate
+    /// (the largest step seen in the call, or the phase's first-step bound) and the call's final
+    /// writes stay below this; with the transaction's base cost every call stays below 5M.
+    uint256 private constant GAS_BUDGET = 4_600_000;
     uint256 private constant ROW_STEP = 16;
-    uint256 private constant CREDIT_STEP = 32;
+    uint256 private constant CREDIT_STEP = 48;
 
     /// @dev Row record bit layout (`_rowInfo[row]`).
     uint256 private constant R_LU = 96; // last weight update (u64)
-    uint256 private constant R_SUM = 160; // masked raw row sum (u32)
+    uint256 private constant R_SUM = 160; // row sum without self and outdated weights (u32)
     uint256 private constant R_UID = 192; // uid (u16)
-    uint256 private constant R_ARG = 208; // first largest masked entry (u16)
-    uint256 private constant R_DUST = 224; // ONE - sum of floored normalised weights (u16)
+    uint256 private constant R_WORDS = 208; // bit w: weight word w is non-zero (u16)
     uint256 private constant R_ACTIVE = 240; // active flag
     uint256 private constant R_BONDS = 241; // stored bonds of this uid are current
+
+    /// @dev Column-pass record of one row in memory, 16 words (assembly reads them by offset).
+    uint256 private constant W = 0x00; // weight word of the step's group
+    uint256 private constant OLD = 0x20; // old bond word (0 when the stored bonds are stale)
+    uint256 private constant NEW = 0x40; // new bond word being built
+    uint256 private constant SUM = 0x60; // row sum
+    uint256 private constant LU = 0x80; // last update
+    uint256 private constant UID = 0xa0; // uid
+    uint256 private constant A = 0xc0; // normalised active stake
+    uint256 private constant RAW = 0xe0; // raw active stake (0: not a median participant)
+    uint256 private constant TRUST = 0x100; // sum of clipped weights
+    uint256 private constant ACC = 0x120; // sum_j n_ij * R_j
+    uint256 private constant Y = 0x140; // scaled weight of the current column
+    uint256 private constant E = 0x160; // new bond of the current column
+    uint256 private constant STORED = 0x180; // bond word as stored
+    uint256 private constant BMASK = 0x1a0; // bit w: stored bond word w is non-zero
+    uint256 private constant WMASK = 0x1c0; // bit w: weight word w is non-zero
+    uint256 private constant VALID = 0x1e0; // 1: stored bonds are current
+    uint256 private constant M96 = (1 << 96) - 1;
 
     IMetagraph private immutable _metagraph;
     ISubnetToken private immutable _token;
@@ -58,6 +78,7 @@ contract YumaConsensus is IYumaConsensus {
         uint16 n;
         uint64 epochBlock;
         uint64 lastEpochBlock;
+        uint64 maxRegistration; // latest registration block among the epoch's uids
     }
 
     Epoch private _epoch;
@@ -69,16 +90,20 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private _bondRows;
     uint256 private _reserved;
     mapping(address account => uint256) private _claimable;
-    /// @dev Per row: stake (u96) | lastUpdate | row sum | uid | argmax | dust | flags (R_*).
+    /// @dev Per row: stake (u96) | lastUpdate | row sum | uid | weight words | flags (R_*).
     uint256[256] private _rowInfo;
     /// @dev Per row: trust (low 64 bits) | rank-weighted bond sum (high 192 bits).
     uint256[256] private _rowAcc;
     /// @dev Registration blocks, 4 u64 per word.
     uint256[64] private _regWords;
-    /// @dev Exact ranks, 2 u128 per word.
-    uint256[128] private _rankWords;
+    /// @dev Ranks (<= ONE), 4 u64 per word.
+    uint256[64] private _rankWords;
     /// @dev Consensus as u16 (round half up), 16 per word.
     uint256[16] private _consensusWords;
+    /// @dev 16 bits per uid, 16 uids per word: bit w set when bond word w of the uid is non-zero.
+    uint256[16] private _bondMasks;
+    /// @dev What each uid earned and nobody claimed yet, u85 lanes, 3 uids per word.
+    uint256[86] private _earned;
     uint256[16][256] private _bonds;
 
     /// @param metagraph_ the Metagraph (names this contract with `setEpochContract`)
@@ -104,17 +129,26 @@ contract YumaConsensus is IYumaConsensus {
             _start(ep);
             progressed = true;
         }
+        // Each phase runs steps while the budget allows (forced: the call's first step runs
+        // whatever its estimate) and returns false when it stopped for lack of gas.
         while (ep.phase != Phase.Idle) {
-            // The first step of a phase: about 40k gas per row plus fixed costs.
-            if (progressed && start - gasleft() + 200_000 + uint256(ep.rows) * 40_000 > GAS_BUDGET) break;
-            if (ep.phase == Phase.Rows) _rows(ep, start);
-            else if (ep.phase == Phase.Columns) _columns(ep, start);
-            else _credit(ep, start);
+            bool force = !progressed;
             progressed = true;
+            bool finished;
+            if (ep.phase == Phase.Rows) finished = _rows(ep, start, force);
+            else if (ep.phase == Phase.Columns) finished = _columns(ep, start, force);
+            else finished = _credit(ep, start, force);
+            if (!finished) break;
         }
         _epoch = ep;
         emit EpochProgress(ep.phase, ep.cursor);
         return ep.phase == Phase.Idle;
+    }
+
+    /// @dev True when a step estimated at `cost` (including the call's final writes) fits the
+    /// budget, or when it is forced.
+    function _fits(uint256 start, uint256 cost, bool force) private view returns (bool) {
+        return force || start - gasleft() + cost <= GAS_BUDGET;
     }
 
     /// @dev Permits, hyperparameters, registration blocks, mint and fees.
@@ -125,12 +159,15 @@ contract YumaConsensus is IYumaConsensus {
         uint256 permits = _metagraph.recomputePermits();
         uint64[] memory reg = _metagraph.registrationBlocks();
         uint256 n = reg.length;
+        uint256 maxReg;
         for (uint256 w; w < (n + 3) >> 2; ++w) {
             uint256 word;
             for (uint256 k; k < 4 && 4 * w + k < n; ++k) {
-                word |= uint256(reg[4 * w + k]) << (64 * k);
+                uint256 r = reg[4 * w + k];
+                if (r > maxReg) maxReg = r;
+                word |= r << (64 * k);
             }
-            _regWords[w] = word;
+            if (_regWords[w] != word) _regWords[w] = word;
         }
         _params = YumaEpoch.Params({
             kappa: uint16(h.kappa),
@@ -153,7 +190,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256 minted = _emission(h.tempo);
         if (minted != 0) _token.mint(address(this), minted);
         _reserved += minted + fees;
-        // Both fit: the token's supply cap is 21M * 1e18 < 2^75.
+        // Both fit: the token's supply cap is 21M * 1e18 < 2^85.
         _minted = uint128(minted);
         _fees = uint128(fees);
 
@@ -162,6 +199,7 @@ contract YumaConsensus is IYumaConsensus {
         ep.rows = uint16(rows);
         ep.n = uint16(n);
         ep.epochBlock = uint64(block.number);
+        ep.maxRegistration = uint64(maxReg);
         emit EpochStarted(ep.epochBlock, rows, n, minted, fees);
     }
 
@@ -192,443 +230,557 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev Row steps: 16 validator rows each.
-    function _rows(Epoch memory ep, uint256 start) private {
+    function _rows(Epoch memory ep, uint256 start, bool force) private returns (bool) {
+        // A step reads two words per row, more when rows hold weights on new uids.
+        uint256 maxCost = 250_000;
+        if (!_fits(start, maxCost, force)) return false;
         uint256[] memory regWords = _loadRegWords(ep.n);
-        uint256[] memory raw = new uint256[](ep.n);
-        uint256 maxCost;
         while (ep.cursor < ep.rows) {
+            if (!_fits(start, maxCost, force)) return false;
+            force = false;
             uint256 t0 = gasleft();
-            _rowStep(ep, regWords, raw);
+            _rowStep(ep, regWords);
             uint256 cost = t0 - gasleft();
             if (cost > maxCost) maxCost = cost;
-            if (start - gasleft() + maxCost > GAS_BUDGET) break;
         }
-        if (ep.cursor == ep.rows) {
-            ep.phase = Phase.Columns;
-            ep.cursor = 0;
-        }
+        ep.phase = Phase.Columns;
+        ep.cursor = 0;
+        return true;
     }
 
     /// @dev Records rows `ep.cursor ..` (up to 16) and advances the cursor.
-    function _rowStep(Epoch memory ep, uint256[] memory regWords, uint256[] memory raw) private {
+    function _rowStep(Epoch memory ep, uint256[] memory regWords) private {
         uint256 first = ep.cursor;
         uint256 count = ep.rows - first < ROW_STEP ? ep.rows - first : ROW_STEP;
         uint16[] memory uids = _rowUids(first, count);
-        (uint256[] memory stakes, uint64[] memory lus, uint256[] memory words) =
-            _metagraph.epochRows(uids, 0, (raw.length + 15) >> 4, true);
+        uint256[] memory keys = _metagraph.epochRowKeys(uids);
         for (uint256 k; k < count; ++k) {
-            uint256 info = _rowSum(words, k, uids[k], lus[k], regWords, raw);
-            info |= _rowFlags(ep, uids[k], lus[k], regWords);
-            info |= stakes[k] | (uint256(lus[k]) << R_LU) | (uint256(uids[k]) << R_UID);
-            _rowInfo[first + k] = info;
-            _rowAcc[first + k] = 0;
+            _rowInfo[first + k] = _rowRecord(ep, keys[k], uids[k], regWords);
         }
         ep.cursor = uint16(first + count);
     }
 
-    /// @dev R_ACTIVE and R_BONDS of a row.
-    function _rowFlags(Epoch memory ep, uint256 uid, uint256 lu, uint256[] memory regWords)
+    /// @dev The `_rowInfo` word of `uid` from its `epochRowKeys` word.
+    function _rowRecord(Epoch memory ep, uint256 key, uint256 uid, uint256[] memory regWords)
         private
         view
-        returns (uint256 flags)
+        returns (uint256 info)
     {
-        if (lu + _params.activityCutoff >= ep.epochBlock) flags = 1 << R_ACTIVE;
-        if ((_bondRows >> uid) & 1 != 0 && _regOf(regWords, uid) <= ep.lastEpochBlock) flags |= 1 << R_BONDS;
+        uint256 lu = uint64(key >> 96);
+        uint256 sum = uint32(key >> 160);
+        uint256 words = uint16(key >> 192);
+        // Weights on uids registered at or after the last update belong to an earlier holder of
+        // the uid: the epoch ignores them, so the sum leaves them out.
+        if (lu <= ep.maxRegistration && sum != 0) sum -= _outdated(ep.n, uid, lu, words, regWords);
+        info = uint96(key) | (lu << R_LU) | (sum << R_SUM) | (uid << R_UID) | (words << R_WORDS);
+        if (lu + _params.activityCutoff >= ep.epochBlock) info |= 1 << R_ACTIVE;
+        if ((_bondRows >> uid) & 1 != 0 && _regOf(regWords, uid) <= ep.lastEpochBlock) info |= 1 << R_BONDS;
     }
 
-    /// @dev Masked raw sum of row `k` of `words` (rows of ceil(n / 16) words), its first largest entry and the dust
-    /// `ONE - sum_j floor(x_j * ONE / sum)` that normalisation adds there (0 for a zero row),
-    /// packed at R_SUM, R_ARG and R_DUST.
-    function _rowSum(
-        uint256[] memory words,
-        uint256 k,
-        uint256 uid,
-        uint256 lu,
-        uint256[] memory regWords,
-        uint256[] memory raw
-    ) private pure returns (uint256 packed) {
-        // Indices: j < n = raw.length; words holds rows of ceil(n / 16) words and row k exists;
-        // regWords holds ceil(n / 4) words. Sums < 256 * 2^16; x * ONE < 2^76.
-        assembly ("memory-safe") {
-            let n := mload(raw)
-            let rp := add(raw, 0x20)
-            let wp := add(add(words, 0x20), shl(5, mul(k, shr(4, add(n, 15)))))
-            let gp := add(regWords, 0x20)
-            let sum := 0
-            let arg := 0
-            let best := 0
-            for { let j := 0 } lt(j, n) { j := add(j, 1) } {
-                let x := and(shr(shl(4, and(j, 15)), mload(add(wp, shl(5, shr(4, j))))), 0xffff)
-                if x {
-                    let reg := and(shr(shl(6, and(j, 3)), mload(add(gp, shl(5, shr(2, j))))), 0xffffffffffffffff)
-                    if or(eq(j, uid), iszero(gt(lu, reg))) { x := 0 }
-                }
-                mstore(add(rp, shl(5, j)), x)
-                sum := add(sum, x)
-                if gt(x, best) {
-                    best := x
-                    arg := j
-                }
+    /// @dev Sum of row `uid`'s weights on other uids registered at or after `lu` (reads only
+    /// the weight words that hold such a uid).
+    function _outdated(uint256 n, uint256 uid, uint256 lu, uint256 words, uint256[] memory regWords)
+        private
+        view
+        returns (uint256 sum)
+    {
+        uint16[] memory one = new uint16[](1);
+        one[0] = uint16(uid);
+        for (uint256 w; w < 16 && 16 * w < n; ++w) {
+            if ((words >> w) & 1 == 0) continue;
+            uint256 lanes;
+            for (uint256 c; c < 16 && 16 * w + c < n; ++c) {
+                uint256 j = 16 * w + c;
+                if (j != uid && _regOf(regWords, j) >= lu) lanes |= 1 << c;
             }
-            if sum {
-                let assigned := 0
-                for { let j := 0 } lt(j, n) { j := add(j, 1) } {
-                    assigned := add(assigned, div(mul(mload(add(rp, shl(5, j))), ONE), sum))
-                }
-                packed := shl(R_DUST, sub(ONE, assigned))
+            if (lanes == 0) continue;
+            uint256 word = _metagraph.epochWords(one, w)[0];
+            for (uint256 c; lanes != 0; ++c) {
+                if (lanes & 1 != 0) sum += (word >> (16 * c)) & 0xFFFF;
+                lanes >>= 1;
             }
-            packed := or(packed, or(shl(R_SUM, sum), shl(R_ARG, arg)))
         }
     }
 
-    /// @dev What every column step of one call needs about the rows (assembly reads the
-    /// first seven fields by offset: keep the order).
-    struct RowCtx {
-        uint16[] uids;
-        uint256[] info;
-        uint256[] rawActive;
-        uint256[] active; // normalised
-        uint256[] trust;
-        uint256[] acc;
-        uint256[] who; // rows with active stake (median participants)
+    /// @dev What the column steps of one call share.
+    struct Ctx {
+        uint256[] recs; // one record of REC bytes per row (offsets W .. PREV_MASK)
+        uint256[] buf; // median scratch: 2 words per participant
+        uint256[] regWords;
         uint256 target; // median target: T * (65535 - kappa)
-        uint256 alpha; // 0x100: fixed EMA rate
-        uint256 low;
+        uint256 alpha; // fixed EMA rate
+        uint256 penalty; // bonds penalty (u16)
+        uint256 low; // liquid alpha bounds
         uint256 high;
-        uint256 penalty; // 0x160: bonds penalty (u16)
+        uint256 steepness;
+        uint256 reserve; // gas of the call's final writes
+        uint256 lastEpoch; // the previous epoch's block
     }
 
-    function _rowCtx(Epoch memory ep, YumaEpoch.Params memory p) private view returns (RowCtx memory ctx) {
+    uint256 private constant PREV_ACC = 0x200; // the row's accumulator word as stored
+    uint256 private constant PREV_MASK = 0x220; // BMASK as stored
+    uint256 private constant RECORD = 0x240; // record size in bytes
+
+    function _ctx(Epoch memory ep, YumaEpoch.Params memory p) private view returns (Ctx memory c) {
         uint256 rows = ep.rows;
-        ctx.uids = new uint16[](rows);
-        ctx.info = new uint256[](rows);
-        ctx.rawActive = new uint256[](rows);
-        ctx.active = new uint256[](rows);
-        ctx.trust = new uint256[](rows);
-        ctx.acc = new uint256[](rows);
+        uint256[] memory recs = new uint256[](rows * (RECORD >> 5));
+        uint256[] memory active = new uint256[](rows);
         uint256 count;
         uint256 total;
+        uint256 reserve = 40_000;
         for (uint256 i; i < rows; ++i) {
             uint256 info = _rowInfo[i];
-            ctx.info[i] = info;
-            ctx.uids[i] = uint16(info >> R_UID);
-            if ((info >> R_ACTIVE) & 1 != 0) {
-                uint256 s = uint96(info);
-                ctx.rawActive[i] = s;
-                ctx.active[i] = s;
-                if (s != 0) {
-                    ++count;
-                    total += s;
-                }
+            uint256 raw = (info >> R_ACTIVE) & 1 != 0 ? uint96(info) : 0;
+            active[i] = raw;
+            if (raw != 0) {
+                ++count;
+                total += raw;
             }
-            uint256 acc = _rowAcc[i];
-            ctx.trust[i] = uint64(acc);
-            ctx.acc[i] = acc >> 64;
+            uint256 uid = uint16(info >> R_UID);
+            uint256 prev = _rowAcc[i];
+            // The accumulators restart at the column phase's first step.
+            uint256 acc = ep.cursor == 0 ? 0 : prev;
+            reserve += prev == 0 ? 22_200 : 5_000;
+            uint256 bmask = uint16(_bondMasks[uid >> 4] >> (16 * (uid & 15)));
+            // Record i lies inside recs (rows records of RECORD bytes).
+            assembly ("memory-safe") {
+                let r := add(add(recs, 0x20), mul(i, RECORD))
+                mstore(add(r, SUM), and(shr(R_SUM, info), 0xffffffff))
+                mstore(add(r, LU), and(shr(R_LU, info), 0xffffffffffffffff))
+                mstore(add(r, UID), uid)
+                mstore(add(r, RAW), raw)
+                mstore(add(r, TRUST), and(acc, 0xffffffffffffffff))
+                mstore(add(r, ACC), shr(64, acc))
+                mstore(add(r, BMASK), bmask)
+                mstore(add(r, WMASK), and(shr(R_WORDS, info), 0xffff))
+                mstore(add(r, VALID), and(shr(R_BONDS, info), 1))
+                mstore(add(r, PREV_ACC), prev)
+                mstore(add(r, PREV_MASK), bmask)
+            }
         }
-        ctx.active.normalize();
-        ctx.who = new uint256[](count);
-        count = 0;
+        // Raw stakes are below 2^96: within normalize's precondition.
+        active.normalize();
         for (uint256 i; i < rows; ++i) {
-            if (ctx.rawActive[i] != 0) ctx.who[count++] = i;
+            uint256 a = active[i];
+            assembly ("memory-safe") {
+                mstore(add(add(add(recs, 0x20), mul(i, RECORD)), A), a)
+            }
         }
-        ctx.target = total * (U16_MAX - p.kappa);
-        ctx.alpha = (BMA_SCALE - p.bondsMovingAverage) * (ONE / BMA_SCALE);
-        ctx.low = YumaMath.u16ToFraction(p.alphaLow);
-        ctx.high = YumaMath.u16ToFraction(p.alphaHigh);
-        ctx.penalty = p.bondsPenalty;
+        c.recs = recs;
+        c.buf = new uint256[](2 * count);
+        c.regWords = _loadRegWords(ep.n);
+        c.target = total * (U16_MAX - p.kappa);
+        c.alpha = (BMA_SCALE - p.bondsMovingAverage) * (ONE / BMA_SCALE);
+        c.penalty = p.bondsPenalty;
+        c.low = YumaMath.u16ToFraction(p.alphaLow);
+        c.high = YumaMath.u16ToFraction(p.alphaHigh);
+        c.steepness = p.alphaSigmoidSteepness;
+        c.reserve = reserve;
+        c.lastEpoch = ep.lastEpochBlock;
     }
 
-    /// @dev Column steps: 16 uid columns each.
-    function _columns(Epoch memory ep, uint256 start) private {
+    /// @dev Steps per packed word of 16 uid columns: the widest that keeps one step (with the
+    /// call's context and final writes, every bond word written for the first time) under the
+    /// budget at 64 rows. An entry costs ~1.5k gas, ~16k with liquid alpha's sigmoid.
+    function _stepsPerWord(bool liquid, uint256 rows) private pure returns (uint256) {
+        if (liquid) return rows > 32 ? 16 : 8;
+        return rows > 32 ? 2 : 1;
+    }
+
+    /// @dev Column steps: `16 / _stepsPerWord` uid columns of one packed word each.
+    function _columns(Epoch memory ep, uint256 start, bool force) private returns (bool) {
         YumaEpoch.Params memory p = _params;
-        RowCtx memory ctx = _rowCtx(ep, p);
-        // Steps of 8 columns (2 with liquid alpha, whose sigmoid costs ~14k gas an entry): part
-        // of a packed word, so a step's compute and first-time bond writes stay small.
-        uint256 steps = ((uint256(ep.n) + 15) >> 4) * (p.liquidAlpha ? 8 : 2);
         uint256 rows = ep.rows;
-        Group memory gr;
-        gr.oldBonds = new uint256[](rows);
-        gr.newBonds = new uint256[](rows);
-        gr.w = new uint256[](rows);
-        gr.e = new uint256[](rows);
-        gr.buf = new uint256[](4 * ctx.who.length);
-        gr.stored = new uint256[](rows);
-        gr.lastEpoch = ep.lastEpochBlock;
-        uint256 maxCost;
+        uint256 per = _stepsPerWord(p.liquidAlpha, rows);
+        uint256 steps = ((uint256(ep.n) + 15) >> 4) * per;
+        // The context reads about three words per row, the final writes cost up to 23k a row;
+        // a step at most what `_stepBound` allows for a row that writes its first bonds.
+        uint256 entry = (16 / per) * (p.liquidAlpha ? 16_000 : 2_000);
+        if (!_fits(start, 120_000 + rows * (57_000 + entry), force)) return false;
+        Ctx memory c = _ctx(ep, p);
         while (ep.cursor < steps) {
-            uint256 t0 = gasleft();
-            _group(ep, p, ctx, gr, ep.cursor);
+            if (!_fits(start, _stepBound(c, ep.cursor / per, entry) + c.reserve, force)) break;
+            force = false;
+            _step(ep, c, p.liquidAlpha, per, ep.cursor);
             ep.cursor += 1;
-            uint256 cost = t0 - gasleft();
-            if (cost > maxCost) maxCost = cost;
-            // Steps differ (one without weights is cheap, one writing bond words for the first
-            // time costs ~60k gas per row): assume the worst, and leave room for the per-row
-            // write-back below.
-            uint256 next = maxCost > 100_000 + rows * 60_000 ? maxCost : 100_000 + rows * 60_000;
-            if (start - gasleft() + next + rows * 6000 > GAS_BUDGET) break;
         }
-        for (uint256 i; i < ep.rows; ++i) {
-            _rowAcc[i] = ctx.trust[i] | (ctx.acc[i] << 64);
-        }
-        if (ep.cursor == steps) {
-            ep.phase = Phase.Credit;
-            ep.cursor = 0;
+        _saveRows(c, rows);
+        if (ep.cursor < steps) return false;
+        ep.phase = Phase.Credit;
+        ep.cursor = 0;
+        return true;
+    }
+
+    /// @dev Gas bound of a step in word `g`: per row its weight read, its bond word read and
+    /// write (a first write when the stored word is zero) and `entry` for its entries.
+    function _stepBound(Ctx memory c, uint256 g, uint256 entry) private pure returns (uint256 bound) {
+        uint256[] memory recs = c.recs;
+        uint256 rows = recs.length / (RECORD >> 5);
+        bound = 60_000 + rows * entry;
+        for (uint256 i; i < rows; ++i) {
+            bound += (_field(recs, i, BMASK) >> g) & 1 != 0 ? 5_200 : 22_400;
+            if ((_field(recs, i, WMASK) >> g) & 1 != 0) bound += 2_400;
         }
     }
 
-    /// @dev Per-group scratch (assembly reads fields by offset: keep the order, one word each).
-    struct Group {
-        uint256[] words; // weight word of each row
-        uint256[] oldBonds;
-        uint256[] newBonds;
-        uint256[] w; // normalised weights of the current column
-        uint256[] e; // new bonds (ONE-scaled) of the current column
-        uint256[] buf; // median scratch
-        uint256 regs; // registration blocks of the current 4 columns
-        uint256 reg; // registration block of the current column
-        uint256 lastEpoch; // the previous epoch's block
-        uint256 colSum; // sum of the current column's new bonds
-        uint256 best; // first row holding the column's largest new bond
-        uint256 bestE; // that bond
-        uint256[] stored; // each row's bond word as read from storage (0: not read)
+    /// @dev Writes back each row's trust and dividend sum and the bond-word masks that changed.
+    function _saveRows(Ctx memory c, uint256 rows) private {
+        uint256[] memory recs = c.recs;
+        for (uint256 i; i < rows; ++i) {
+            uint256 uid;
+            uint256 word;
+            uint256 prev;
+            uint256 mask;
+            uint256 prevMask;
+            // Record i lies inside recs; trust <= ONE < 2^64, the dividend sum <= ONE^2 < 2^192.
+            assembly ("memory-safe") {
+                let r := add(add(recs, 0x20), mul(i, RECORD))
+                uid := mload(add(r, UID))
+                word := or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC))))
+                prev := mload(add(r, PREV_ACC))
+                mask := mload(add(r, BMASK))
+                prevMask := mload(add(r, PREV_MASK))
+                mstore(add(r, PREV_ACC), word)
+                mstore(add(r, PREV_MASK), mask)
+            }
+            if (word != prev) _rowAcc[i] = word;
+            if (mask != prevMask) {
+                uint256 shift = 16 * (uid & 15);
+                _bondMasks[uid >> 4] = (_bondMasks[uid >> 4] & ~(uint256(0xFFFF) << shift)) | (mask << shift);
+            }
+        }
     }
 
-    /// @dev Step `st`: columns `16g + c0 .. 16g + c1 - 1` of packed word `g = st / k` with
-    /// `k` steps per word (2, or 8 with liquid alpha), `c0 = (16 / k) * (st % k)` (a no-op past
-    /// the last column). The other lanes of the bond and consensus words are kept: old bonds
-    /// before their step, this epoch's after it (a row whose stored bonds are stale starts from
-    /// a zero word at `c0 = 0`).
-    function _group(
-        Epoch memory ep,
-        YumaEpoch.Params memory p,
-        RowCtx memory ctx,
-        Group memory gr,
-        uint256 st
-    ) private {
-        uint256 width = p.liquidAlpha ? 2 : 8;
-        uint256 g = st / (16 / width);
-        uint256 c0 = (st % (16 / width)) * width;
-        uint256 c1 = uint256(ep.n) - 16 * g < 16 ? uint256(ep.n) - 16 * g : 16; // columns in word g
+    /// @dev Step `st`: columns `16g + c0 .. 16g + c1 - 1` of packed word `g = st / per`
+    /// (`per` steps per word, see `_stepsPerWord`), `c0 = (16 / per) * (st % per)` (a
+    /// no-op past the last column). The other lanes of the bond, consensus and rank words are
+    /// kept: old bonds before their step, this epoch's after it (a row whose stored bonds are
+    /// stale starts from a zero word at `c0 = 0`).
+    function _step(Epoch memory ep, Ctx memory c, bool liquid, uint256 per, uint256 st) private {
+        uint256 g = st / per;
+        uint256 c0 = (st % per) * (16 / per);
+        uint256 c1 = uint256(ep.n) - 16 * g < 16 ? uint256(ep.n) - 16 * g : 16;
         if (c0 >= c1) return;
-        if (c0 + width < c1) c1 = c0 + width;
-        uint256 keep = ~(((1 << (16 * (c1 - c0))) - 1) << (16 * c0));
-        (,, gr.words) = _metagraph.epochRows(ctx.uids, g, 1, false);
-        _loadBonds(ctx, gr, g, c0 != 0, keep);
-        uint256 consensusWord = c0 == 0 ? 0 : _consensusWords[g] & keep;
-        _consensusWords[g] = consensusWord | _groupColumns(ctx, gr, p, 16 * g + c0, 16 * g + c1);
-        _storeBonds(ctx, gr, g, c0 != 0);
+        if (c0 + 16 / per < c1) c1 = c0 + 16 / per;
+        uint256 lanes = _lanes(c0, c1);
+        bool live = _loadGroup(c, g, c0 != 0, lanes);
+        _groupColumns(c, live ? (liquid ? 2 : 1) : 0, g, c0, c1);
+        _storeGroup(c, g);
     }
 
-    /// @dev Columns `from .. to - 1` (inside one packed word); returns their consensus lanes.
-    function _groupColumns(RowCtx memory ctx, Group memory gr, YumaEpoch.Params memory p, uint256 from, uint256 to)
+    /// @dev Bits of u16 lanes `c0 .. c1 - 1` (c0 < c1 <= 16).
+    function _lanes(uint256 c0, uint256 c1) private pure returns (uint256) {
+        return (type(uint256).max >> (256 - 16 * (c1 - c0))) << (16 * c0);
+    }
+
+    /// @dev Columns `16g + c0 .. 16g + c1 - 1`: their consensus and rank lanes (`mode` 0: the
+    /// group holds no weight and no old bond, every output is 0; 1 fixed rate; 2 liquid alpha).
+    function _groupColumns(Ctx memory c, uint256 mode, uint256 g, uint256 c0, uint256 c1) private {
+        uint256 consensus = _consensusWords[g] & ~_lanes(c0, c1);
+        uint256[4] memory ranks;
+        for (uint256 k; k < 4; ++k) {
+            ranks[k] = _rankWords[4 * g + k];
+        }
+        for (uint256 col = c0; col < c1; ++col) {
+            uint256 cons;
+            uint256 rank;
+            if (mode != 0) (cons, rank) = _column(c, mode == 2, 16 * g + col, 16 * col);
+            consensus |= _toU16(cons) << (16 * col);
+            uint256 shift = 64 * (col & 3);
+            // rank <= ONE < 2^64 fits its lane.
+            ranks[col >> 2] = (ranks[col >> 2] & ~(uint256(type(uint64).max) << shift)) | (rank << shift);
+        }
+        if (_consensusWords[g] != consensus) _consensusWords[g] = consensus;
+        for (uint256 k; k < 4; ++k) {
+            if (_rankWords[4 * g + k] != ranks[k]) _rankWords[4 * g + k] = ranks[k];
+        }
+    }
+
+    /// @dev Loads weight word `g` (rows whose word is non-zero) and bond word `g` (rows whose
+    /// stored word is non-zero) into the records, and starts each new bond word from the
+    /// stored one without `lanes` (from zero for stale bonds at a group's first step). True
+    /// when some row has a weight or an old bond in `lanes`.
+    function _loadGroup(Ctx memory c, uint256 g, bool second, uint256 lanes) private view returns (bool live) {
+        uint256[] memory recs = c.recs;
+        uint256 rows = recs.length / (RECORD >> 5);
+        uint256 count;
+        for (uint256 i; i < rows; ++i) {
+            if ((_field(recs, i, WMASK) >> g) & 1 != 0) ++count;
+        }
+        uint256[] memory words;
+        if (count != 0) {
+            uint16[] memory uids = new uint16[](count);
+            count = 0;
+            for (uint256 i; i < rows; ++i) {
+                if ((_field(recs, i, WMASK) >> g) & 1 != 0) uids[count++] = uint16(_field(recs, i, UID));
+            }
+            words = _metagraph.epochWords(uids, g);
+        }
+        count = 0;
+        uint256 seen;
+        for (uint256 i; i < rows; ++i) {
+            uint256 w = (_field(recs, i, WMASK) >> g) & 1 != 0 ? words[count++] : 0;
+            _setField(recs, i, W, w);
+            seen |= (w | _loadBond(recs, i, g, second, lanes)) & lanes;
+        }
+        live = seen != 0;
+    }
+
+    /// @dev Bond word `g` of row `i` into STORED, OLD and NEW (see `_loadGroup`); returns OLD.
+    function _loadBond(uint256[] memory recs, uint256 i, uint256 g, bool second, uint256 lanes)
         private
-        returns (uint256 consensusWord)
+        view
+        returns (uint256 old)
     {
-        for (uint256 j = from; j < to; ++j) {
-            if (j == from || j & 3 == 0) gr.regs = _regWords[j >> 2];
-            gr.reg = uint64(gr.regs >> (64 * (j & 3)));
-            consensusWord |= _toU16(_column(ctx, gr, p, j)) << (16 * (j & 15));
+        uint256 stored = (_field(recs, i, BMASK) >> g) & 1 != 0 ? _bonds[_field(recs, i, UID)][g] : 0;
+        bool valid = _field(recs, i, VALID) != 0;
+        old = valid ? stored : 0;
+        _setField(recs, i, STORED, stored);
+        _setField(recs, i, OLD, old);
+        _setField(recs, i, NEW, (valid || second ? stored : 0) & ~lanes);
+    }
+
+    /// @dev Writes each row's bond word `g` when it changed and records whether it is non-zero.
+    function _storeGroup(Ctx memory c, uint256 g) private {
+        uint256[] memory recs = c.recs;
+        uint256 rows = recs.length / (RECORD >> 5);
+        for (uint256 i; i < rows; ++i) {
+            uint256 word = _field(recs, i, NEW);
+            if (word != _field(recs, i, STORED)) _bonds[_field(recs, i, UID)][g] = word;
+            uint256 mask = _field(recs, i, BMASK);
+            _setField(recs, i, BMASK, word != 0 ? mask | (1 << g) : mask & ~(1 << g));
         }
     }
 
-    /// @dev Reads each row's bond word `g`: old bonds (zero for stale rows) and the lanes
-    /// `keep`s of the word the step starts from.
-    function _loadBonds(RowCtx memory ctx, Group memory gr, uint256 g, bool second, uint256 keep) private view {
-        for (uint256 i; i < ctx.uids.length; ++i) {
-            bool valid = (ctx.info[i] >> R_BONDS) & 1 != 0;
-            uint256 stored = valid || second ? _bonds[ctx.uids[i]][g] : 0;
-            gr.stored[i] = stored;
-            gr.oldBonds[i] = valid ? stored : 0;
-            gr.newBonds[i] = stored & keep;
-        }
-    }
-
-    /// @dev Writes each row's bond word `g` when it changed (unread words always).
-    function _storeBonds(RowCtx memory ctx, Group memory gr, uint256 g, bool second) private {
-        for (uint256 i; i < ctx.uids.length; ++i) {
-            bool read = second || (ctx.info[i] >> R_BONDS) & 1 != 0;
-            if (!read || gr.newBonds[i] != gr.stored[i]) _bonds[ctx.uids[i]][g] = gr.newBonds[i];
-        }
-    }
-
-    /// @dev Column `j` (registered at `gr.reg`): returns its consensus; updates trust,
-    /// rank-weighted bond sums, the stored rank and the new bond lanes.
-    function _column(RowCtx memory ctx, Group memory gr, YumaEpoch.Params memory p, uint256 j)
-        private
-        returns (uint256 cons)
-    {
-        _columnWeights(ctx, gr, j);
-        cons = YumaMath.weightedMedian(gr.buf, ctx.who.length, ctx.target);
-        uint256 lane = 16 * (j & 15);
-        uint256 rank = p.liquidAlpha && cons != 0
-            ? _columnBondsLiquid(ctx, gr, p, lane, cons)
-            : _columnBonds(ctx, gr, lane, cons);
-        _columnDividends(ctx, gr, rank);
-        uint256 slot = _rankWords[j >> 1];
-        uint256 shift = 128 * (j & 1);
-        // rank <= ONE^2 < 2^120 fits its 128-bit lane.
-        _rankWords[j >> 1] = (slot & ~(uint256(type(uint128).max) << shift)) | (rank << shift);
-    }
-
-    /// @dev The normalised weights of column `j` into `gr.w` (row `i`: `x * ONE / sum`, plus the
-    /// row's dust on its first largest entry; 0 for its own uid and for weights not newer than
-    /// the column's registration), and the median pairs `(w, raw active stake)` into `gr.buf`.
-    function _columnWeights(RowCtx memory ctx, Group memory gr, uint256 j) private pure {
-        uint256 reg = gr.reg;
-        uint256 lane = 16 * (j & 15);
-        // Every array has `rows` entries (`buf` 4 per participant, `who` < rows); indices stay
-        // below those lengths. x < 2^16 and ONE < 2^60: no overflow.
+    function _field(uint256[] memory recs, uint256 i, uint256 off) private pure returns (uint256 v) {
+        // Callers pass i < rows and an offset inside a record.
         assembly ("memory-safe") {
-            let rows := mload(mload(ctx)) // ctx.uids.length
-            let info := add(mload(add(ctx, 0x20)), 0x20)
-            let words := add(mload(gr), 0x20)
-            let w := add(mload(add(gr, 0x60)), 0x20)
-            for { let i := 0 } lt(i, rows) { i := add(i, 1) } {
-                let inf := mload(add(info, shl(5, i)))
-                let v := 0
-                let x := and(shr(lane, mload(add(words, shl(5, i)))), 0xffff)
+            v := mload(add(add(add(recs, 0x20), mul(i, RECORD)), off))
+        }
+    }
+
+    /// @dev Adds `v` to a field (for the NEW word: sets a lane that is still zero).
+    function _addField(uint256[] memory recs, uint256 i, uint256 off, uint256 v) private pure {
+        _setField(recs, i, off, _field(recs, i, off) + v);
+    }
+
+    function _setField(uint256[] memory recs, uint256 i, uint256 off, uint256 v) private pure {
+        // Callers pass i < rows and an offset inside a record.
+        assembly ("memory-safe") {
+            mstore(add(add(add(recs, 0x20), mul(i, RECORD)), off), v)
+        }
+    }
+
+    /// @dev Column `j` (old bonds count as zero when it registered after the last epoch), lane
+    /// `lane` of the loaded words: returns its consensus and rank; adds to each
+    /// row's trust and dividend sum and sets the new bond lane.
+    function _column(Ctx memory c, bool liquid, uint256 j, uint256 lane)
+        private
+        pure
+        returns (uint256 cons, uint256 rank)
+    {
+        uint256 reg = _regOf(c.regWords, j);
+        bool fresh = reg > c.lastEpoch;
+        uint256 count = _scaleColumn(c, j, lane, reg);
+        if (count != 0) cons = _median(c.buf, count, c.target);
+        uint256 colSum;
+        (rank, colSum) =
+            liquid && cons != 0 ? _bondsLiquid(c, lane, cons, fresh) : _bondsFixed(c, lane, cons, fresh);
+        rank /= ONE;
+        if (colSum != 0 && rank != 0) _addDividends(c.recs, colSum, rank);
+    }
+
+    /// @dev Scaled weight `x * ONE / rowSum` of every row in column `j` (0 for the row's own
+    /// uid and for weights not newer than `reg`) into Y; the median keys `y << 96 | raw stake`
+    /// of the participants into `c.buf`. Returns how many keys, 0 when every weight is 0.
+    function _scaleColumn(Ctx memory c, uint256 j, uint256 lane, uint256 reg) private pure returns (uint256 count) {
+        uint256[] memory recs = c.recs;
+        uint256[] memory buf = c.buf;
+        // Records lie inside recs; at most `participants` keys go to buf (its first half). A
+        // non-zero unmasked entry is part of its row's sum, so the sum is non-zero; x * ONE <
+        // 2^76; y <= ONE < 2^60 and raw stake < 2^96 make a key below 2^156.
+        assembly ("memory-safe") {
+            let p := add(recs, 0x20)
+            let end := add(p, mul(div(mload(recs), 18), RECORD))
+            let q := add(buf, 0x20)
+            let any := 0
+            for {} lt(p, end) { p := add(p, RECORD) } {
+                let y := 0
+                let x := and(shr(lane, mload(p)), 0xffff)
                 if x {
-                    if gt(and(shr(R_LU, inf), 0xffffffffffffffff), reg) {
-                        if iszero(eq(j, and(shr(R_UID, inf), 0xffff))) {
-                            // A non-zero entry implies a non-zero row sum.
-                            v := div(mul(x, ONE), and(shr(R_SUM, inf), 0xffffffff))
-                            if eq(j, and(shr(R_ARG, inf), 0xffff)) { v := add(v, and(shr(R_DUST, inf), 0xffff)) }
-                        }
+                    if gt(mload(add(p, LU)), reg) {
+                        if iszero(eq(mload(add(p, UID)), j)) { y := div(mul(x, ONE), mload(add(p, SUM))) }
                     }
                 }
-                mstore(add(w, shl(5, i)), v)
+                mstore(add(p, Y), y)
+                any := or(any, y)
+                let raw := mload(add(p, RAW))
+                if raw {
+                    mstore(q, or(shl(96, y), raw))
+                    q := add(q, 0x20)
+                }
             }
-            let who := mload(add(ctx, 0xc0))
-            let count := mload(who)
-            let raw := add(mload(add(ctx, 0x40)), 0x20)
-            let buf := add(mload(add(gr, 0xa0)), 0x20)
-            for { let k := 0 } lt(k, count) { k := add(k, 1) } {
-                let i := mload(add(who, shl(5, add(k, 1))))
-                let q := add(buf, shl(6, k))
-                mstore(q, mload(add(w, shl(5, i))))
-                mstore(add(q, 0x20), mload(add(raw, shl(5, i))))
+            if any { count := shr(5, sub(q, add(buf, 0x20))) }
+        }
+    }
+
+    /// @dev Stake-weighted kappa-median of the `count` keys at the start of `buf` (its second
+    /// half is scratch): the smallest key whose cumulative stake (keys in ascending order)
+    /// times 65535 exceeds `target`, or the largest key; returns that key's weight. Ordering
+    /// keys by (weight, stake) refines the order by weight, so this is the weight
+    /// `YumaMath.weightedMedian` finds (see `chain/yuma/fixed.py: weighted_median`).
+    /// Quickselect: each round splits the live keys around a pivot into the other half of
+    /// `buf` (smaller from its front, larger from its back) and keeps the side holding the
+    /// answer.
+    function _median(uint256[] memory buf, uint256 count, uint256 target) private pure returns (uint256 result) {
+        // buf holds 2 * count words; stakes sum below 2^104 (at most 256 keys of < 2^96).
+        assembly ("memory-safe") {
+            let src := add(buf, 0x20)
+            let end := add(src, shl(5, count))
+            let dst := end
+            let flip := xor(src, dst) // dst' = xor(dst, flip) swaps halves
+            for {} lt(src, end) {} {
+                let pivot := mload(add(src, shl(5, shr(6, sub(end, src)))))
+                let lo := dst
+                let hiEnd := add(dst, sub(end, src))
+                let hi := hiEnd
+                let less := 0
+                let equal := 0
+                for { let p := src } lt(p, end) { p := add(p, 0x20) } {
+                    let k := mload(p)
+                    switch lt(k, pivot)
+                    case 1 {
+                        mstore(lo, k)
+                        lo := add(lo, 0x20)
+                        less := add(less, and(k, M96))
+                    }
+                    default {
+                        switch gt(k, pivot)
+                        case 1 {
+                            hi := sub(hi, 0x20)
+                            mstore(hi, k)
+                        }
+                        default { equal := add(equal, and(k, M96)) }
+                    }
+                }
+                switch gt(mul(less, U16_MAX), target)
+                case 1 {
+                    src := dst
+                    end := lo
+                }
+                default {
+                    let upTo := add(less, equal)
+                    if or(gt(mul(upTo, U16_MAX), target), eq(hi, hiEnd)) {
+                        result := shr(96, pivot)
+                        break
+                    }
+                    target := sub(target, mul(upTo, U16_MAX))
+                    src := hi
+                    end := hiEnd
+                }
+                dst := xor(dst, flip)
             }
         }
     }
 
-    /// @dev Clipping, trust, rank and the fixed-rate bond EMA of the current column; leaves the
-    /// new bonds in `gr.e`, their sum in `gr.colSum` and the first largest row in `gr.best`.
-    function _columnBonds(RowCtx memory ctx, Group memory gr, uint256 lane, uint256 cons)
+    /// @dev Clipping, trust, rank (unscaled) and the fixed-rate bond EMA of the column; leaves
+    /// each new bond in E and its u16 lane in NEW. Returns the rank and the new bonds' sum.
+    function _bondsFixed(Ctx memory c, uint256 lane, uint256 cons, bool fresh)
         private
         pure
-        returns (uint256 rank)
+        returns (uint256 rank, uint256 colSum)
     {
-        // Indices < rows in arrays of `rows` entries. w, cl, old, alpha <= ONE: products < 2^120;
-        // trust <= ONE per row (a row sums to ONE); rank <= ONE^2 (sum_i a_i <= ONE);
-        // colSum <= rows * ONE. Few stack slots: addresses are recomputed from the structs.
+        // Records lie inside c.recs (Ctx field 0; alpha and penalty are fields 4 and 5). y, cl,
+        // old, alpha <= ONE: products < 2^120; trust <= ONE per row (a row sums to at most ONE);
+        // rank <= ONE^2 (sum_i a_i <= ONE); colSum <= rows * ONE.
         assembly ("memory-safe") {
-            let fresh := gt(mload(add(gr, 0xe0)), mload(add(gr, 0x100))) // reg > lastEpoch
-            mstore(add(gr, 0x120), 0) // colSum
-            mstore(add(gr, 0x140), 0) // best
-            for { let i := 0 } lt(i, mload(mload(ctx))) { i := add(i, 1) } {
-                let w := mload(add(add(mload(add(gr, 0x60)), 0x20), shl(5, i)))
+            let alpha := mload(add(c, 0x80))
+            let keep := sub(ONE, alpha)
+            let p := add(mload(c), 0x20)
+            let end := add(p, mul(div(mload(mload(c)), 18), RECORD))
+            for {} lt(p, end) { p := add(p, RECORD) } {
+                let y := mload(add(p, Y))
                 let old := 0
-                if iszero(fresh) {
-                    old := and(shr(lane, mload(add(add(mload(add(gr, 0x20)), 0x20), shl(5, i)))), 0xffff)
-                    old := div(mul(old, ONE), U16_MAX)
-                }
+                if iszero(fresh) { old := div(mul(and(shr(lane, mload(add(p, OLD))), 0xffff), ONE), U16_MAX) }
                 let e := 0
                 // A zero weight with a zero old bond leaves everything at zero.
-                if or(w, old) {
-                    let cl := w
-                    if lt(cons, w) { cl := cons }
-                    let p := add(add(mload(add(ctx, 0x80)), 0x20), shl(5, i)) // ctx.trust[i]
-                    mstore(p, add(mload(p), cl))
-                    rank := add(rank, mul(mload(add(add(mload(add(ctx, 0x60)), 0x20), shl(5, i))), cl)) // a_i
-                    // The EMA target w - (w - cl) * penalty / 65535.
-                    w := sub(w, div(mul(sub(w, cl), mload(add(ctx, 0x160))), U16_MAX))
-                    p := mload(add(ctx, 0x100)) // alpha
-                    e := add(div(mul(sub(ONE, p), old), ONE), div(mul(p, w), ONE))
+                if or(y, old) {
+                    // t: the clipped weight cl = min(y, cons), then the EMA target
+                    // y - (y - cl) * penalty / 65535 (cl at full penalty).
+                    let t := y
+                    if lt(cons, y) { t := cons }
+                    mstore(add(p, TRUST), add(mload(add(p, TRUST)), t))
+                    rank := add(rank, mul(mload(add(p, A)), t))
+                    if gt(y, t) { t := sub(y, div(mul(sub(y, t), mload(add(c, 0xa0))), U16_MAX)) }
+                    e := add(div(mul(keep, old), ONE), div(mul(alpha, t), ONE))
                     if gt(e, ONE) { e := ONE }
-                    mstore(add(gr, 0x120), add(mload(add(gr, 0x120)), e))
-                    p := add(add(mload(add(gr, 0x40)), 0x20), shl(5, i)) // gr.newBonds[i]
-                    mstore(p, or(mload(p), shl(lane, div(add(mul(e, U16_MAX), HALF), ONE))))
+                    colSum := add(colSum, e)
+                    mstore(add(p, NEW), or(mload(add(p, NEW)), shl(lane, div(add(mul(e, U16_MAX), HALF), ONE))))
                 }
-                let ep := add(mload(add(gr, 0x80)), 0x20)
-                mstore(add(ep, shl(5, i)), e)
-                // e[best] is already written (best <= i), so ties keep the first row.
-                if gt(e, mload(add(ep, shl(5, mload(add(gr, 0x140)))))) { mstore(add(gr, 0x140), i) }
+                mstore(add(p, E), e)
             }
         }
     }
 
-    /// @dev `_columnBonds` with a liquid alpha per entry (the sigmoid dominates the cost).
-    function _columnBondsLiquid(
-        RowCtx memory ctx,
-        Group memory gr,
-        YumaEpoch.Params memory p,
-        uint256 lane,
-        uint256 cons
-    )
+    /// @dev `_bondsFixed` with a liquid alpha per entry (the sigmoid dominates the cost).
+    function _bondsLiquid(Ctx memory c, uint256 lane, uint256 cons, bool fresh)
         private
         pure
-        returns (uint256 rank)
+        returns (uint256 rank, uint256 colSum)
     {
-        bool fresh = gr.reg > gr.lastEpoch;
-        gr.colSum = 0;
-        gr.best = 0;
-        gr.bestE = 0;
-        for (uint256 i; i < ctx.uids.length; ++i) {
-            uint256 w = gr.w[i];
-            uint256 old = fresh ? 0 : YumaMath.u16ToFraction((gr.oldBonds[i] >> lane) & 0xFFFF);
-            uint256 e;
-            if (w != 0 || old != 0) {
-                uint256 cl = w < cons ? w : cons;
-                ctx.trust[i] += cl;
-                rank += ctx.active[i] * cl;
-                e = _emaLiquid(ctx, p, w, cl, old, cons);
-                gr.colSum += e;
-                if (e > gr.bestE) {
-                    gr.bestE = e;
-                    gr.best = i;
-                }
-                gr.newBonds[i] |= _toU16(e) << lane;
-            }
-            gr.e[i] = e;
+        uint256 rows = c.recs.length / (RECORD >> 5);
+        for (uint256 i; i < rows; ++i) {
+            (uint256 r, uint256 e) = _liquidEntry(c, i, lane, cons, fresh);
+            rank += r;
+            colSum += e;
         }
+    }
+
+    /// @dev Row `i` of the column with liquid alpha: returns `a_i * cl` and the new bond.
+    function _liquidEntry(Ctx memory c, uint256 i, uint256 lane, uint256 cons, bool fresh)
+        private
+        pure
+        returns (uint256 rank, uint256 e)
+    {
+        uint256 y = _field(c.recs, i, Y);
+        uint256 old = fresh ? 0 : YumaMath.u16ToFraction((_field(c.recs, i, OLD) >> lane) & 0xFFFF);
+        if (y != 0 || old != 0) {
+            uint256 cl = y < cons ? y : cons;
+            _addField(c.recs, i, TRUST, cl);
+            rank = _field(c.recs, i, A) * cl;
+            e = _emaLiquid(c, y, cl, old, cons);
+            _addField(c.recs, i, NEW, _toU16(e) << lane);
+        }
+        _setField(c.recs, i, E, e);
     }
 
     /// @dev New bond of one entry with liquid alpha: EMA from `old` toward the penalised
     /// clipped weight.
-    function _emaLiquid(RowCtx memory ctx, YumaEpoch.Params memory p, uint256 w, uint256 cl, uint256 old, uint256 cons)
+    function _emaLiquid(Ctx memory c, uint256 y, uint256 cl, uint256 old, uint256 cons)
         private
         pure
         returns (uint256 e)
     {
-        uint256 t = w - (w - cl) * p.bondsPenalty / U16_MAX;
-        uint256 alpha = YumaMath.liquidAlpha(cons, t, old, ctx.low, ctx.high, p.alphaSigmoidSteepness);
+        uint256 t = y - (y - cl) * c.penalty / U16_MAX;
+        uint256 alpha = YumaMath.liquidAlpha(cons, t, old, c.low, c.high, c.steepness);
         e = (ONE - alpha) * old / ONE + alpha * t / ONE;
         if (e > ONE) e = ONE;
     }
 
-    /// @dev Adds `n_ij * rank` to every row's dividend sum, `n` the column-normalised new bonds
-    /// (floor shares, the dust `ONE - sum` on the first largest bond).
-    function _columnDividends(RowCtx memory ctx, Group memory gr, uint256 rank) private pure {
-        uint256 colSum = gr.colSum;
-        if (colSum == 0) return;
-        // Indices < rows. y <= ONE, rank <= ONE^2: each row's sum stays <= ONE^3 over the
-        // epoch; sum of y <= ONE.
+    /// @dev Adds `floor(e_i * ONE / colSum) * rank` to every row's dividend sum.
+    function _addDividends(uint256[] memory recs, uint256 colSum, uint256 rank) private pure {
+        // Records lie inside recs. The scaled bond <= ONE and rank <= ONE, and a row's sum of
+        // scaled bond x rank over the epoch stays <= ONE^2 (ranks sum to at most ONE).
         assembly ("memory-safe") {
-            let rows := mload(mload(ctx))
-            let acc := add(mload(add(ctx, 0xa0)), 0x20)
-            let ep := add(mload(add(gr, 0x80)), 0x20)
-            let assigned := 0
-            for { let i := 0 } lt(i, rows) { i := add(i, 1) } {
-                let e := mload(add(ep, shl(5, i)))
+            let p := add(recs, 0x20)
+            let end := add(p, mul(div(mload(recs), 18), RECORD))
+            for {} lt(p, end) { p := add(p, RECORD) } {
+                let e := mload(add(p, E))
                 if e {
-                    let y := div(mul(e, ONE), colSum)
-                    assigned := add(assigned, y)
-                    let ap := add(acc, shl(5, i))
-                    mstore(ap, add(mload(ap), mul(y, rank)))
+                    let q := add(p, ACC)
+                    mstore(q, add(mload(q), mul(div(mul(e, ONE), colSum), rank)))
                 }
             }
-            let bp := add(acc, shl(5, mload(add(gr, 0x140))))
-            mstore(bp, add(mload(bp), mul(sub(ONE, assigned), rank)))
         }
     }
 
@@ -637,6 +789,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256[] perUid;
         uint256[] incentive;
         uint256[] dividends;
+        uint256[] trust;
         uint256 owner;
     }
 
@@ -645,25 +798,29 @@ contract YumaConsensus is IYumaConsensus {
         uint256 rows = ep.rows;
         s.incentive = new uint256[](n);
         for (uint256 j; j < n; ++j) {
-            s.incentive[j] = uint128(_rankWords[j >> 1] >> (128 * (j & 1)));
+            s.incentive[j] = uint64(_rankWords[j >> 2] >> (64 * (j & 3)));
         }
-        // Ranks <= ONE^2 < 2^120: within normalize's precondition.
+        // Ranks <= ONE: within normalize's precondition.
         s.incentive.normalize();
         uint256[] memory stake = new uint256[](rows);
         uint256[] memory active = new uint256[](rows);
         s.dividends = new uint256[](rows);
-        uint256[] memory acc = new uint256[](rows);
+        s.trust = new uint256[](rows);
+        uint256[] memory uids = new uint256[](rows);
         for (uint256 i; i < rows; ++i) {
             uint256 info = _rowInfo[i];
             stake[i] = uint96(info);
             if ((info >> R_ACTIVE) & 1 != 0) active[i] = uint96(info);
-            acc[i] = _rowAcc[i] >> 64;
+            uids[i] = uint16(info >> R_UID);
+            uint256 acc = _rowAcc[i];
+            s.trust[i] = uint64(acc);
+            s.dividends[i] = acc >> 64;
         }
         stake.normalize();
         active.normalize();
         for (uint256 i; i < rows; ++i) {
-            // a_i * acc_i <= ONE^4 < 2^240; the quotient <= ONE^2.
-            s.dividends[i] = active[i] * acc[i] / (ONE * ONE);
+            // a_i * acc_i <= ONE^3; the quotient <= ONE.
+            s.dividends[i] = active[i] * s.dividends[i] / (ONE * ONE);
         }
         s.dividends.normalize();
 
@@ -683,48 +840,68 @@ contract YumaConsensus is IYumaConsensus {
         else owner += validatorPool;
         if (validators.length != 0) {
             for (uint256 i; i < rows; ++i) {
-                s.perUid[uint16(_rowInfo[i] >> R_UID)] += validators[i];
+                s.perUid[uids[i]] += validators[i];
             }
         }
         s.owner = owner;
+        // Reuse: the uid of each row, for the scores.
+        s.trust = _withUids(s.trust, uids);
+        s.dividends = _withUids(s.dividends, uids);
     }
 
-    /// @dev Credit steps: the first records scores and credits the owner; each step credits 32
-    /// uids' emission to their hotkeys and records it on the Metagraph.
-    function _credit(Epoch memory ep, uint256 start) private {
-        Split memory s = _split(ep);
+    /// @dev Row values re-indexed by uid (256 entries, 0 where no row).
+    function _withUids(uint256[] memory byRow, uint256[] memory uids) private pure returns (uint256[] memory byUid) {
+        byUid = new uint256[](256);
+        for (uint256 i; i < byRow.length; ++i) {
+            byUid[uids[i]] = byRow[i];
+        }
+    }
+
+    /// @dev Credit steps: the first records scores and credits the owner; each step adds 48
+    /// uids' emission to what they earned and records it on the Metagraph.
+    function _credit(Epoch memory ep, uint256 start, bool force) private returns (bool) {
         uint256 n = ep.n;
+        // The split reads three words per row and one per four uids; a step writes 32 words.
+        uint256 maxCost = 200_000;
+        if (!_fits(start, maxCost + 150_000 + uint256(ep.rows) * 7_000 + n * 1_500, force)) return false;
+        Split memory s = _split(ep);
         if (ep.cursor == 0) {
             _recordScores(ep, s);
             _claimable[Ownable(address(_metagraph)).owner()] += s.owner;
         }
-        uint256 maxCost;
         while (ep.cursor < n) {
+            if (!_fits(start, maxCost, force)) return false;
+            force = false;
             uint256 t0 = gasleft();
             uint256 first = ep.cursor;
-            uint256 count = n - first < CREDIT_STEP ? n - first : CREDIT_STEP;
-            address[] memory keys = _metagraph.hotkeys(uint16(first), count);
-            uint96[] memory amounts = new uint96[](count);
-            for (uint256 k; k < count; ++k) {
-                uint256 amount = s.perUid[first + k];
-                // uint96 holds any amount: the supply cap 21M * 1e18 < 2^75.
-                amounts[k] = uint96(amount);
-                if (amount != 0) _claimable[keys[k]] += amount;
+            uint256 end = n - first < CREDIT_STEP ? n : first + CREDIT_STEP;
+            uint96[] memory amounts = new uint96[](end - first);
+            for (uint256 w = first / 3; 3 * w < end; ++w) {
+                uint256 word = _earned[w];
+                uint256 before = word;
+                for (uint256 uid = 3 * w; uid < 3 * w + 3 && uid < end; ++uid) {
+                    if (uid < first) continue;
+                    uint256 amount = s.perUid[uid];
+                    // uint96 and u85 hold any amount: the supply cap 21M * 1e18 < 2^85.
+                    amounts[uid - first] = uint96(amount);
+                    uint256 shift = 85 * (uid % 3);
+                    // What a uid earned and nobody claimed is part of the supply: < 2^85.
+                    word += amount << shift;
+                }
+                if (word != before) _earned[w] = word;
             }
             _metagraph.recordEmission(uint16(first), amounts);
-            ep.cursor = uint16(first + count);
+            ep.cursor = uint16(end);
             uint256 cost = t0 - gasleft();
             if (cost > maxCost) maxCost = cost;
-            if (start - gasleft() + maxCost > GAS_BUDGET) break;
         }
-        if (ep.cursor == n) {
-            _metagraph.setEpochRunning(false);
-            _bondRows = _permits;
-            ep.lastEpochBlock = ep.epochBlock;
-            ep.phase = Phase.Idle;
-            ep.cursor = 0;
-            emit EpochCompleted(ep.epochBlock, uint256(_minted) + _fees);
-        }
+        _metagraph.setEpochRunning(false);
+        _bondRows = _permits;
+        ep.lastEpochBlock = ep.epochBlock;
+        ep.phase = Phase.Idle;
+        ep.cursor = 0;
+        emit EpochCompleted(ep.epochBlock, uint256(_minted) + _fees);
+        return true;
     }
 
     function _recordScores(Epoch memory ep, Split memory s) private {
@@ -733,17 +910,13 @@ contract YumaConsensus is IYumaConsensus {
         uint256[16] memory consensus;
         uint256[16] memory trust;
         for (uint256 j; j < ep.n; ++j) {
-            incentive[j >> 4] |= _toU16(s.incentive[j]) << (16 * (j & 15));
+            uint256 shift = 16 * (j & 15);
+            incentive[j >> 4] |= _toU16(s.incentive[j]) << shift;
+            dividends[j >> 4] |= _toU16(s.dividends[j]) << shift;
+            trust[j >> 4] |= _toU16(s.trust[j]) << shift;
         }
         for (uint256 w; w < 16; ++w) {
             consensus[w] = _consensusWords[w];
-        }
-        for (uint256 i; i < ep.rows; ++i) {
-            uint256 info = _rowInfo[i];
-            uint256 uid = uint16(info >> R_UID);
-            uint256 shift = 16 * (uid & 15);
-            dividends[uid >> 4] |= _toU16(s.dividends[i]) << shift;
-            trust[uid >> 4] |= _toU16(uint64(_rowAcc[i])) << shift;
         }
         _metagraph.recordEpochScores(incentive, dividends, consensus, trust);
     }
@@ -751,6 +924,14 @@ contract YumaConsensus is IYumaConsensus {
     /// @dev ONE-scaled fraction in [0, ONE] to u16 (round half up), as bonds are stored.
     function _toU16(uint256 x) private pure returns (uint256) {
         return (x * U16_MAX + HALF) / ONE;
+    }
+
+    function _earnedOf(uint256 uid) private view returns (uint256) {
+        return (_earned[uid / 3] >> (85 * (uid % 3))) & U85_MAX;
+    }
+
+    function _clearEarned(uint256 uid) private {
+        _earned[uid / 3] &= ~(U85_MAX << (85 * (uid % 3)));
     }
 
     // ================================================================== emission and claims
@@ -774,14 +955,23 @@ contract YumaConsensus is IYumaConsensus {
         if (msg.sender != account && (coldkey == address(0) || msg.sender != coldkey)) {
             revert YumaConsensusNotAuthorized(msg.sender, account);
         }
+        bool registered = _metagraph.isRegistered(account);
         amount = _claimable[account];
+        if (amount != 0) _claimable[account] = 0;
+        if (registered) {
+            uint256 uid = _metagraph.uidOf(account);
+            uint256 earned = _earnedOf(uid);
+            if (earned != 0) {
+                _clearEarned(uid);
+                amount += earned;
+            }
+        }
         if (amount == 0) revert YumaConsensusNothingToClaim(account);
-        _claimable[account] = 0;
         _reserved -= amount;
         address recipient = coldkey == address(0) ? account : coldkey;
         emit RewardsClaimed(account, recipient, amount, stake);
         if (stake) {
-            if (!_metagraph.isRegistered(account)) revert YumaConsensusNotAHotkey(account);
+            if (!registered) revert YumaConsensusNotAHotkey(account);
             IERC20(address(_token)).forceApprove(address(_metagraph), amount);
             _metagraph.addStakeFor(recipient, account, amount);
         } else {
@@ -789,11 +979,22 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
+    /// @inheritdoc IYumaConsensus
+    function onUidReplaced(uint16 uid, address oldHotkey) external {
+        if (msg.sender != address(_metagraph)) revert YumaConsensusNotMetagraph(msg.sender);
+        uint256 earned = _earnedOf(uid);
+        if (earned != 0) {
+            _clearEarned(uid);
+            _claimable[oldHotkey] += earned;
+        }
+    }
+
     // ================================================================== views
 
     /// @inheritdoc IYumaConsensus
-    function claimable(address account) external view returns (uint256) {
-        return _claimable[account];
+    function claimable(address account) external view returns (uint256 amount) {
+        amount = _claimable[account];
+        if (_metagraph.isRegistered(account)) amount += _earnedOf(_metagraph.uidOf(account));
     }
 
     /// @inheritdoc IYumaConsensus

@@ -21,10 +21,17 @@ Normalisation and dust
 ``normalize(x)`` returns ``y_i = x_i * ONE // sum(x)`` and then adds the
 remainder ``ONE - sum(y)`` (always ``< len(x)``) to the first index holding
 the largest ``x_i``. A normalised non-zero vector therefore sums to exactly
-``ONE``; an all-zero vector stays all zero. The same rule normalises weight
-rows, stake, incentive, dividends and bond columns. Token amounts are split
-with the same rule (``distribute``): floor shares, remainder (< entries, in
-base units) to the first largest share.
+``ONE``; an all-zero vector stays all zero. This rule normalises stake,
+incentive and dividends (the vectors emission is split by). Token amounts are
+split with the same rule (``distribute``): floor shares, remainder (< entries,
+in base units) to the first largest share.
+
+Weight rows and bond columns are only *scaled* (``scale``: ``x_i * ONE //
+sum(x)``, no remainder): they feed sums that are normalised again, so their
+dust (``ONE - sum < len(x)`` units of ``1e-18``) changes nothing that is paid
+out, and the contract can scale an entry knowing only its row or column sum,
+without a pass to find the largest entry. A row kept within consensus has
+``vtrust = ONE - dust`` (``> ONE - N``), which records as u16 65535.
 
 Weighted median (consensus)
 ---------------------------
@@ -45,10 +52,10 @@ Epoch (V validator rows x N uid columns)
 3. Weights: rows without permit are zero; the self weight (column
    ``validator_uids[i]``) and weights not newer than the column's
    registration (``last_update_i <= registration_block_j``) are zeroed; each
-   row is ``normalize``d.
+   row is ``scale``d.
 4. ``c_j`` = weighted median above (raw active stake); clipped ``w'_ij = min(w_ij, c_j)``.
-5. ``vtrust_i = sum_j w'_ij``; ``incentive = normalize(R)`` with the exact
-   ``R_j = sum_i a_i * w'_ij`` (no intermediate division).
+5. ``vtrust_i = sum_j w'_ij``; ``incentive = normalize(R)`` with the ranks
+   ``R_j = (sum_i a_i * w'_ij) // ONE`` (one division, after the exact sum).
 6. Bond target ``t_ij = w_ij - (w_ij - w'_ij) * bonds_penalty // 65535``.
    Old bond ``b_ij = bonds_ij * ONE // 65535``, zero when uid ``j`` registered
    after ``last_epoch_block``. Rate ``alpha = (1e6 - bonds_moving_average) *
@@ -57,8 +64,8 @@ Epoch (V validator rows x N uid columns)
    can decide it from the column alone). New bond
    ``e_ij = min(ONE, (ONE - alpha) * b_ij // ONE + alpha * t_ij // ONE)``;
    rows without permit are zero. Stored as u16 (round half up).
-7. ``e`` (unrounded) column-``normalize``d to ``n_ij``; ``dividends = normalize(D)``
-   with ``D_i = a_i * (sum_j n_ij * R_j) // ONE**2`` over the exact ranks ``R_j``
+7. ``e`` (unrounded) column-``scale``d to ``n_ij``; ``dividends = normalize(D)``
+   with ``D_i = a_i * (sum_j n_ij * R_j) // ONE**2`` over the ranks ``R_j``
    of step 5 (proportional to the incentive, but known column by column, so a
    chunked epoch needs no second pass over the bonds).
 
@@ -70,7 +77,7 @@ rate follow with floor divisions (:func:`liquid_alpha`).
 Deviations from subtensor (deliberate)
 --------------------------------------
 Fixed 18/41/41 split with fees in the validator pool (instead of incentive vs
-dividends halves); consensus over raw stake; ranks and dividends from exact
+dividends halves); consensus over raw stake; ranks and dividends from integer
 integer sums (dividends weigh bonds by ranks, not by rounded incentive); liquid
 alpha decided per column (``c_j > 0``) instead of for the whole matrix; bonds stored round-half-up (subtensor truncates) so a steady bond
 does not decay; rows that lose their permit get zero bonds in the same epoch;
@@ -133,6 +140,14 @@ def normalize(x: list[int]) -> list[int]:
     y = [xi * ONE // total for xi in x]
     y[_first_argmax(x)] += ONE - sum(y)
     return y
+
+
+def scale(x: list[int]) -> list[int]:
+    """``x_i * ONE // sum(x)`` with no remainder assigned; zeros stay zeros."""
+    total = sum(x)
+    if total == 0:
+        return [0] * len(x)
+    return [xi * ONE // total for xi in x]
 
 
 def distribute(amount: int, shares: list[int]) -> list[int]:
@@ -213,7 +228,7 @@ def stake_vectors(inp: EpochInputs) -> tuple[list[int], list[int]]:
 
 
 def masked_weights(inp: EpochInputs) -> list[list[int]]:
-    """Row-normalised weights; no-permit rows, self weights and outdated weights zeroed."""
+    """Row-scaled weights; no-permit rows, self weights and outdated weights zeroed."""
     weights: list[list[int]] = []
     for i in range(len(inp.validator_uids)):
         if not inp.permits[i]:
@@ -223,7 +238,7 @@ def masked_weights(inp: EpochInputs) -> list[list[int]]:
         masked = [
             raw[j] if j != uid and updated > inp.registration_blocks[j] else 0 for j in range(inp.n)
         ]
-        weights.append(normalize(masked))
+        weights.append(scale(masked))
     return weights
 
 
@@ -240,11 +255,11 @@ def column_consensus(
 def clipped_ranks(
     weights: list[list[int]], consensus: list[int], active_stake: list[int]
 ) -> tuple[list[list[int]], list[int]]:
-    """``(clipped, ranks)``: weights clipped at consensus and the exact (ONE**2-scaled)
-    stake-weighted clipped support ``R_j = sum_i a_i * min(w_ij, c_j)`` of every column."""
+    """``(clipped, ranks)``: weights clipped at consensus and the stake-weighted clipped
+    support ``R_j = (sum_i a_i * min(w_ij, c_j)) // ONE`` of every column (ONE-scaled)."""
     clipped = [[min(w, c) for w, c in zip(row, consensus, strict=True)] for row in weights]
     ranks = [
-        sum(a * row[j] for a, row in zip(active_stake, clipped, strict=True))
+        sum(a * row[j] for a, row in zip(active_stake, clipped, strict=True)) // ONE
         for j in range(len(consensus))
     ]
     return clipped, ranks
@@ -286,7 +301,7 @@ def epoch(inp: EpochInputs) -> EpochOutputs[int]:
         ema.append(row)
     new_bonds = [[fraction_to_u16(e) for e in row] for row in ema]
 
-    columns = [normalize([ema[i][j] for i in range(rows)]) for j in range(n)]
+    columns = [scale([ema[i][j] for i in range(rows)]) for j in range(n)]
     dividends = normalize(
         [
             active_stake[i] * sum(columns[j][i] * ranks[j] for j in range(n)) // ONE**2

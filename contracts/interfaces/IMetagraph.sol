@@ -392,20 +392,13 @@ interface IMetagraph {
 
     // ------------------------------------------------------------------ epoch interface
 
-    /// @notice What one epoch reads about the validators (uids holding a permit, ascending):
-    /// stake, last weight update and packed weight row of each.
-    function epochValidators()
-        external
-        view
-        returns (uint16[] memory uids, uint256[] memory stakes, uint64[] memory lastUpdates, uint256[16][] memory rows);
+    /// @notice What the epoch reads about each validator row, one word per uid: stake (bits
+    /// 0-95) | last weight update (96-159) | sum of the stored weight row without the uid's own
+    /// lane (160-191) | bit w set when weight word w is non-zero (192-207).
+    function epochRowKeys(uint16[] calldata uids) external view returns (uint256[] memory rows);
 
-    /// @notice A chunk of the epoch's weight reads: for each of `uids`, words
-    /// `firstWord .. firstWord + wordCount - 1` of its weight row (`words[k * wordCount + w]`),
-    /// and with `withKeys` its stake and last weight update (otherwise both arrays are empty).
-    function epochRows(uint16[] calldata uids, uint256 firstWord, uint256 wordCount, bool withKeys)
-        external
-        view
-        returns (uint256[] memory stakes, uint64[] memory lastUpdates, uint256[] memory words);
+    /// @notice Word `word` of the weight row of each of `uids`.
+    function epochWords(uint16[] calldata uids, uint256 word) external view returns (uint256[] memory words);
 
     /// @notice Hotkeys of uids `firstUid .. firstUid + count - 1` (address(0) for a free slot).
     function hotkeys(uint16 firstUid, uint256 count) external view returns (address[] memory keys);

@@ -6,26 +6,29 @@ pragma solidity ^0.8.24;
 /// since the last epoch anyone calls `runEpoch()` repeatedly until `epochRunning()` is false;
 /// each call advances a phase cursor until its gas budget is used, so no transaction needs
 /// more than about 5M gas at 64 validators x 256 uids. The math is `chain/yuma/fixed.py`
-/// (bit-exact): a snapshot of the permitted validators' rows, then one pass over the uid
-/// columns, 8 per step (consensus, clipping, ranks, trust, bond EMA, rank-weighted bond
-/// sums for dividends), then the emission split. While an epoch runs the Metagraph refuses
-/// registrations and reveals, so all steps read one state. The 5M-per-transaction bound
-/// holds up to 64 validator rows (the default `maxValidators`). Bonds are stored here, packed 16 u16 per word per
-/// validator uid. Per-uid scores and emission are written to the Metagraph.
+/// (bit-exact): a snapshot of the permitted validators' rows (stake, last update, the row
+/// sum the Metagraph keeps), then one pass over the uid columns, one packed weight word (16
+/// uids, 8 above 32 rows) per step, 1-2 uids with liquid alpha (consensus, clipping, ranks,
+/// trust, bond EMA, rank-weighted bond sums for dividends), then the emission split. While an epoch runs the
+/// Metagraph refuses registrations and reveals, so all steps read one state. The
+/// 5M-per-transaction bound holds up to 64 validator rows (the default `maxValidators`).
+/// Bonds are stored here, packed 16 u16 per word per validator uid. Per-uid scores and
+/// emission are written to the Metagraph.
 ///
 /// Emission: `emissionPerBlock >> halvings` per block times `tempo`, minted to this contract
 /// and capped by the token's supply cap; a halving happens each time the remaining supply
 /// falls to half of what remained at the previous one (`cap - supply <= cap >> k`). Escrow
 /// fees (any tokens that arrived here since the last epoch and are not owed) join the
-/// validators' share. Rewards are credited to the hotkey of each uid and to the subnet owner
-/// (the Metagraph's owner) as claimable balances: nothing is transferred by the epoch.
+/// validators' share. Rewards are credited to each uid (claimable by the hotkey holding it;
+/// when the Metagraph gives the uid to a new hotkey, what it earned moves to the old hotkey)
+/// and to the subnet owner (the Metagraph's owner): nothing is transferred by the epoch.
 interface IYumaConsensus {
     /// @notice Where an epoch in progress stands.
     enum Phase {
         Idle, //    no epoch running
-        Rows, //    reading the permitted validators' weight rows (16 per step)
-        Columns, // one pass over the uid columns, 8 per step (2 with liquid alpha)
-        Credit //   crediting emission to hotkeys and recording it, 32 uids per step
+        Rows, //    reading the permitted validators' stake, last update and row sum (16 per step)
+        Columns, // one pass over the uid columns, 16 per step (8 above 32 rows; 1-2 with liquid alpha)
+        Credit //   crediting emission to uids and recording it, 48 uids per step
     }
 
     /// @notice An epoch started (its snapshot block is this block).
@@ -73,6 +76,9 @@ interface IYumaConsensus {
     /// @notice A constructor address is zero.
     error YumaConsensusZeroAddress();
 
+    /// @notice Only the Metagraph may report a replaced uid.
+    error YumaConsensusNotMetagraph(address caller);
+
     /// @notice Advances the epoch: starts one when none is running and `tempo` blocks have
     /// passed, then processes steps until this call's gas budget is used. Permissionless.
     /// @return done true when no epoch is running after the call
@@ -85,8 +91,13 @@ interface IYumaConsensus {
     /// @return amount tokens claimed
     function claim(address account, bool stake) external returns (uint256 amount);
 
-    /// @notice Rewards credited to `account` and not yet claimed.
+    /// @notice Rewards credited to `account` and not yet claimed (with what its uid earned
+    /// while it holds one).
     function claimable(address account) external view returns (uint256);
+
+    /// @notice Metagraph-only: `uid` is being given to a new hotkey; what it earned and nobody
+    /// claimed becomes claimable by `oldHotkey`.
+    function onUidReplaced(uint16 uid, address oldHotkey) external;
 
     /// @notice Tokens held for credited rewards plus the epoch in progress (the rest of this
     /// contract's balance counts as fees at the next epoch's start).

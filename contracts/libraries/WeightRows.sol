@@ -21,6 +21,18 @@ library WeightRows {
         }
     }
 
+    /// @notice Sum of the 16 u16 lanes of `word` (pairwise folding: 8 u32, 4 u64, 2 u128).
+    function laneSum(uint256 word) internal pure returns (uint256 x) {
+        // Each fold adds two lanes of at most 2^16 * (lanes so far) into a lane twice as wide.
+        x = (word & 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff)
+            + ((word >> 16) & 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff);
+        x = (x & 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff)
+            + ((x >> 32) & 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff);
+        x = (x & 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff)
+            + ((x >> 64) & 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff);
+        x = (x & type(uint128).max) + (x >> 128);
+    }
+
     /// @notice Lane `uid` of a packed row.
     function lane(uint256[16] memory row, uint256 uid) internal pure returns (uint256) {
         return (row[uid >> 4] >> ((uid & 15) << 4)) & U16_MAX;

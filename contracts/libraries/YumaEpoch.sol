@@ -22,7 +22,7 @@ library YumaEpoch {
     uint256 internal constant OWNER_PERCENT = 18;
     uint256 internal constant MINER_PERCENT = 41;
     /// @notice Stakes, minted amount and fees must stay below this (keeps sums far from
-    /// overflow; the token cap is 21M * 1e18 < 2^75).
+    /// overflow; the token cap is 21M * 1e18 < 2^85).
     uint256 internal constant MAX_AMOUNT = 2 ** 128;
 
     /// @notice An input array does not match the epoch's shape.
@@ -108,6 +108,10 @@ library YumaEpoch {
         out.consensus = _consensus(m, rawActive, n, inp.params.kappa);
         uint256[] memory cols = _columnRecords(inp, out.consensus);
         (out.bonds, out.validatorTrust) = _bonds(inp, m, cols, out.activeStake);
+        // Ranks: the exact sums (<= ONE^2) divided once by ONE.
+        for (uint256 j; j < n; ++j) {
+            cols[j * 8 + 2] /= ONE;
+        }
         out.incentive = _incentive(cols, n);
         out.dividends = _dividends(m, cols, out.activeStake, n);
         _split(inp, out, stake);
@@ -141,8 +145,8 @@ library YumaEpoch {
         }
     }
 
-    /// @dev Row-normalised weights with non-permitted rows, self weights and weights not
-    /// newer than the column's registration zeroed. Flat V x N.
+    /// @dev Row-scaled weights (`x * ONE / rowSum`, no remainder) with non-permitted rows, self
+    /// weights and weights not newer than the column's registration zeroed. Flat V x N.
     function _maskedWeights(Inputs memory inp, uint256 rows, uint256 n)
         private
         pure
@@ -156,45 +160,29 @@ library YumaEpoch {
             if (!inp.permits[i]) continue;
             uint256 self = inp.validatorUids[i];
             uint256 updated = inp.lastUpdate[i];
-            // Row i of m and of packed exist (shapes checked); j < n = reg.length. Then the
-            // row is normalised exactly like YumaMath.normalizeStrided (entries are u16, so
-            // the sum stays below 2^24 and x * ONE below 2^80).
+            // Row i of m and of packed exist (shapes checked); j < n = reg.length. Entries are
+            // u16, so the sum stays below 2^24 and x * ONE below 2^80.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, mul(i, n)))
                 let pp := add(add(packed, 0x20), shl(5, mul(i, wpr)))
                 let rp := add(reg, 0x20)
                 let total := 0
-                let best := mp
-                let bestValue := 0
                 let word := 0
                 for { let j := 0 } lt(j, n) { j := add(j, 1) } {
                     let lane := shl(4, and(j, 15))
                     if iszero(lane) { word := mload(add(pp, shl(5, shr(4, j)))) }
                     let v := and(shr(lane, word), 0xffff)
                     if and(gt(v, 0), and(iszero(eq(j, self)), gt(updated, mload(add(rp, shl(5, j)))))) {
-                        {
-                            let q := add(mp, shl(5, j))
-                            mstore(q, v)
-                            total := add(total, v)
-                            if gt(v, bestValue) {
-                                bestValue := v
-                                best := q
-                            }
-                        }
+                        mstore(add(mp, shl(5, j)), v)
+                        total := add(total, v)
                     }
                 }
                 if total {
-                    let assigned := 0
                     let end := add(mp, shl(5, n))
                     for { let q := mp } lt(q, end) { q := add(q, 0x20) } {
                         let v := mload(q)
-                        if v {
-                            let y := div(mul(v, ONE), total)
-                            mstore(q, y)
-                            assigned := add(assigned, y)
-                        }
+                        if v { mstore(q, div(mul(v, ONE), total)) }
                     }
-                    mstore(best, add(mload(best), sub(ONE, assigned)))
                 }
             }
         }
@@ -251,11 +239,8 @@ library YumaEpoch {
     // Column records: 8 words per uid column, filled while the bond rows are computed.
     uint256 private constant COL_CONSENSUS = 0x00;
     uint256 private constant COL_FRESH = 0x20; // 1: registered after the last epoch
-    uint256 private constant COL_RANK = 0x40; // sum_i a_i * clipped_ij
+    uint256 private constant COL_RANK = 0x40; // sum_i a_i * clipped_ij (then / ONE)
     uint256 private constant COL_BOND_SUM = 0x60; // sum_i newBond_ij
-    uint256 private constant COL_BOND_MAX = 0x80; // max_i newBond_ij
-    uint256 private constant COL_BOND_ARG = 0xa0; // first row holding that max
-    uint256 private constant COL_FLOOR_SUM = 0xc0; // sum_i floor(newBond_ij * ONE / sum)
 
     /// @dev Per-row context of the bond pass (read from assembly by offset, so keep the
     /// field order: every field is one word).
@@ -386,10 +371,6 @@ library YumaEpoch {
                         let s := add(c8, COL_BOND_SUM)
                         mstore(s, add(mload(s), e))
                     }
-                    if gt(e, mload(add(c8, COL_BOND_MAX))) {
-                        mstore(add(c8, COL_BOND_MAX), e)
-                        mstore(add(c8, COL_BOND_ARG), mload(add(ctx, 0x60)))
-                    }
                     acc := or(acc, shl(lane, div(add(mul(e, U16_MAX), HALF), ONE)))
                 }
                 if iszero(e) { mstore(add(mp, shl(5, j)), 0) }
@@ -447,10 +428,6 @@ library YumaEpoch {
             mstore(r, add(mload(r), mul(mload(ctx), cl)))
             let s := add(c8, COL_BOND_SUM)
             mstore(s, add(mload(s), e))
-            if gt(e, mload(add(c8, COL_BOND_MAX))) {
-                mstore(add(c8, COL_BOND_MAX), e)
-                mstore(add(c8, COL_BOND_ARG), mload(add(ctx, 0x60)))
-            }
             let word := add(mload(add(ctx, 0xc0)), shl(5, shr(4, j)))
             mstore(word, or(mload(word), shl(shl(4, and(j, 15)), div(add(mul(e, U16_MAX), HALF), ONE))))
         }
@@ -462,14 +439,13 @@ library YumaEpoch {
         for (uint256 j; j < n; ++j) {
             incentive[j] = cols[j * 8 + 2];
         }
-        // Ranks are <= ONE^2 < 2^120: within normalize's precondition.
+        // Ranks are <= ONE: within normalize's precondition.
         incentive.normalize();
     }
 
     /// @dev Dividends `D_i = a_i * (sum_j n_ij * R_j) / ONE^2`, normalised, where `R_j` are the
-    /// exact ranks and `n` is `m` (the new bonds) column-normalised: `n_ij = floor(e_ij * ONE /
-    /// sum_j)` plus the column's dust `ONE - sum_i floor(...)` on its first largest entry
-    /// (YumaMath.normalizeStrided's rule, applied without rewriting `m`).
+    /// exact ranks and `n` is `m` (the new bonds) column-scaled: `n_ij = floor(e_ij * ONE /
+    /// sum_j)` (no remainder, as `chain/yuma/fixed.py: scale`).
     function _dividends(uint256[] memory m, uint256[] memory cols, uint256[] memory a, uint256 n)
         private
         pure
@@ -480,7 +456,7 @@ library YumaEpoch {
         for (uint256 i; i < rows; ++i) {
             uint256 acc;
             // Row i of m and column records (j < n) in range. n_ij <= ONE and
-            // sum_j R_j <= ONE^2, so acc <= ONE^3; floor sums <= ONE.
+            // sum_j R_j <= ONE, so acc <= ONE^2.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, mul(i, n)))
                 let cp := add(cols, 0x20)
@@ -490,20 +466,13 @@ library YumaEpoch {
                         let c8 := add(cp, shl(8, j))
                         let y := div(mul(e, ONE), mload(add(c8, COL_BOND_SUM)))
                         acc := add(acc, mul(y, mload(add(c8, COL_RANK))))
-                        let f := add(c8, COL_FLOOR_SUM)
-                        mstore(f, add(mload(f), y))
                     }
                 }
             }
             dividends[i] = acc;
         }
-        for (uint256 j; j < n; ++j) {
-            if (cols[j * 8 + 3] != 0) {
-                dividends[cols[j * 8 + 5]] += (ONE - cols[j * 8 + 6]) * cols[j * 8 + 2];
-            }
-        }
         for (uint256 i; i < rows; ++i) {
-            // a_i * acc <= ONE^4 < 2^240; the quotient <= ONE^2 is within normalize's precondition.
+            // a_i * acc <= ONE^3; the quotient <= ONE is within normalize's precondition.
             dividends[i] = dividends[i] * a[i] / (ONE * ONE);
         }
         dividends.normalize();

@@ -104,6 +104,13 @@ def test_reveal_stores_upscaled_row_and_rate_limit(
     env.client.reveal_weights(env.accounts[2], weights, salt, 0)
     row = unpack_row(env.client.contract.call("weightRow", 0))
     assert row[:3] == [32_767, 65_535, 0]
+    # What the epoch reads: stake | last update | row sum without the own lane | word mask.
+    (key,) = env.client.contract.call("epochRowKeys", [0])
+    assert key & (2**96 - 1) == 10**18
+    assert (key >> 96) & (2**64 - 1) == env.w3.eth.block_number
+    assert (key >> 160) & (2**32 - 1) == 65_535  # uid 0 is the validator itself
+    assert key >> 192 == 1
+    assert env.client.contract.call("epochWords", [0, 1], 0) == [row[0] | row[1] << 16, 0]
     env.client.set_hyperparameter(env.owner, HyperParam.WEIGHTS_RATE_LIMIT, 50)
     salt = _commit_then_reveal_window(env, weights)
     with pytest.raises(custom_error("MetagraphWeightsRateLimited")):
@@ -164,5 +171,4 @@ def test_permit_update_rate_limited_and_epoch_takeover(
     with pytest.raises(custom_error("MetagraphNotEpoch")):
         env.client.contract.transact("recomputePermits", sender=env.accounts[1])
     env.client.contract.transact("recomputePermits", sender=epoch)
-    uids, stakes, _last, rows = env.client.contract.call("epochValidators")
-    assert list(uids) == [0] and list(stakes) == [10**18] and len(rows) == 1
+    assert env.client.contract.call("validatorPermits") == 1

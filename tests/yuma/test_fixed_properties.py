@@ -80,12 +80,18 @@ def honest_majority(draw: st.DrawFn) -> tuple[EpochInputs, list[int]]:
     return inp, list(range(honest))
 
 
+def assert_full_trust(vtrust: int, n: int) -> None:
+    """Full trust: ONE less the row's scaling dust (< n units), which records as u16 65535."""
+    assert ONE - n < vtrust <= ONE
+    assert fixed.fraction_to_u16(vtrust) == 65_535
+
+
 @given(honest_majority())
 def test_validator_within_consensus_keeps_full_trust(case: tuple[EpochInputs, list[int]]) -> None:
     inp, honest = case
     out = fixed.epoch(inp)
     for i in honest:
-        assert out.validator_trust[i] == ONE
+        assert_full_trust(out.validator_trust[i], inp.n)
 
 
 @given(epoch_inputs(), st.data())
@@ -95,7 +101,7 @@ def test_within_consensus_rows_have_full_trust(inp: EpochInputs, data: st.DataOb
     weights = fixed.masked_weights(inp)
     for i, row in enumerate(weights):
         if any(row) and all(w <= c for w, c in zip(row, out.consensus, strict=True)):
-            assert out.validator_trust[i] == ONE
+            assert_full_trust(out.validator_trust[i], inp.n)
 
 
 @st.composite

@@ -331,3 +331,41 @@ def test_top_stake_permits_prefers_stake_then_lower_uid(stakes: list[int], k: in
         for other in range(len(stakes)):
             if other not in chosen and stakes[other] > 0:
                 assert (stakes[u], -u) > (stakes[other], -other)
+
+
+def test_replaced_uid_pays_what_it_earned_to_the_old_hotkey(
+    subnet: Subnet, accounts: list[LocalAccount]
+) -> None:
+    """Earnings are kept per uid; when registration gives the uid to a new hotkey, the old
+    hotkey can still claim them and the new one starts from zero."""
+    w3 = subnet.w3
+    snap = snapshot(w3)
+    hotkeys_before = list(subnet.hotkeys)
+    try:
+        subnet.set_params({HyperParam.MAX_VALIDATORS: 2, HyperParam.MAX_UIDS: 6})
+        subnet.register(6)
+        subnet.stake(0, 100 * TOKEN)
+        subnet.stake(1, 50 * TOKEN)
+        subnet.metagraph.update_permits(accounts[0])
+        subnet.set_weights({0: {2: 10, 3: 20, 4: 30, 5: 40}, 1: {2: 10, 3: 20, 4: 30, 5: 40}})
+        subnet.metagraph.contract.transact(
+            "setEpochContract", subnet.epoch.address, sender=subnet.owner
+        )
+        _check_epoch(subnet, accounts[2])
+        with pytest.raises(custom_error("YumaConsensusNotMetagraph")):
+            subnet.epoch.contract.transact(
+                "onUidReplaced", 2, accounts[5].address, sender=accounts[5]
+            )
+        uid = subnet.metagraph.contract.call("nextRegistrationUid")
+        old = subnet.hotkeys[uid]
+        earned = subnet.epoch.claimable(old.address)
+        assert earned > 0
+        subnet.register(1)
+        new = subnet.hotkeys[uid]
+        assert new.address != old.address
+        assert subnet.epoch.claimable(old.address) == earned
+        assert subnet.epoch.claimable(new.address) == 0
+        assert subnet.epoch.claim(old, old.address) == earned
+    finally:
+        revert(w3, snap)
+        subnet.hotkeys[:] = hotkeys_before
