@@ -65,7 +65,6 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private constant BMASK = 0x1a0; // bit w: stored bond word w is non-zero
     uint256 private constant WMASK = 0x1c0; // bit w: weight word w is non-zero
     uint256 private constant VALID = 0x1e0; // 1: stored bonds are current
-    uint256 private constant M96 = (1 << 96) - 1;
 
     IMetagraph private immutable _metagraph;
     ISubnetToken private immutable _token;
@@ -582,7 +581,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256 reg = _regOf(c.regWords, j);
         bool fresh = reg > c.lastEpoch;
         uint256 count = _scaleColumn(c, j, lane, reg);
-        if (count != 0) cons = _median(c.buf, count, c.target);
+        if (count != 0) cons = YumaMath.weightedMedian(c.buf, count, c.target);
         uint256 colSum;
         (rank, colSum) =
             liquid && cons != 0 ? _bondsLiquid(c, lane, cons, fresh) : _bondsFixed(c, lane, cons, fresh);
@@ -591,14 +590,14 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev Scaled weight `x * ONE / rowSum` of every row in column `j` (0 for the row's own
-    /// uid and for weights not newer than `reg`) into Y; the median keys `y << 96 | raw stake`
+    /// uid and for weights not newer than `reg`) into Y; the median keys `y << 128 | raw stake`
     /// of the participants into `c.buf`. Returns how many keys, 0 when every weight is 0.
     function _scaleColumn(Ctx memory c, uint256 j, uint256 lane, uint256 reg) private pure returns (uint256 count) {
         uint256[] memory recs = c.recs;
         uint256[] memory buf = c.buf;
         // Records lie inside recs; at most `participants` keys go to buf (its first half). A
         // non-zero unmasked entry is part of its row's sum, so the sum is non-zero; x * ONE <
-        // 2^76; y <= ONE < 2^60 and raw stake < 2^96 make a key below 2^156.
+        // 2^76; y <= ONE < 2^60 and raw stake < 2^96 make a key below 2^188.
         assembly ("memory-safe") {
             let p := add(recs, 0x20)
             let end := add(p, mul(div(mload(recs), 18), RECORD))
@@ -616,70 +615,11 @@ contract YumaConsensus is IYumaConsensus {
                 any := or(any, y)
                 let raw := mload(add(p, RAW))
                 if raw {
-                    mstore(q, or(shl(96, y), raw))
+                    mstore(q, or(shl(128, y), raw))
                     q := add(q, 0x20)
                 }
             }
             if any { count := shr(5, sub(q, add(buf, 0x20))) }
-        }
-    }
-
-    /// @dev Stake-weighted kappa-median of the `count` keys at the start of `buf` (its second
-    /// half is scratch): the smallest key whose cumulative stake (keys in ascending order)
-    /// times 65535 exceeds `target`, or the largest key; returns that key's weight. Ordering
-    /// keys by (weight, stake) refines the order by weight, so this is the weight
-    /// `YumaMath.weightedMedian` finds (see `chain/yuma/fixed.py: weighted_median`).
-    /// Quickselect: each round splits the live keys around a pivot into the other half of
-    /// `buf` (smaller from its front, larger from its back) and keeps the side holding the
-    /// answer.
-    function _median(uint256[] memory buf, uint256 count, uint256 target) private pure returns (uint256 result) {
-        // buf holds 2 * count words; stakes sum below 2^104 (at most 256 keys of < 2^96).
-        assembly ("memory-safe") {
-            let src := add(buf, 0x20)
-            let end := add(src, shl(5, count))
-            let dst := end
-            let flip := xor(src, dst) // dst' = xor(dst, flip) swaps halves
-            for {} lt(src, end) {} {
-                let pivot := mload(add(src, shl(5, shr(6, sub(end, src)))))
-                let lo := dst
-                let hiEnd := add(dst, sub(end, src))
-                let hi := hiEnd
-                let less := 0
-                let equal := 0
-                for { let p := src } lt(p, end) { p := add(p, 0x20) } {
-                    let k := mload(p)
-                    switch lt(k, pivot)
-                    case 1 {
-                        mstore(lo, k)
-                        lo := add(lo, 0x20)
-                        less := add(less, and(k, M96))
-                    }
-                    default {
-                        switch gt(k, pivot)
-                        case 1 {
-                            hi := sub(hi, 0x20)
-                            mstore(hi, k)
-                        }
-                        default { equal := add(equal, and(k, M96)) }
-                    }
-                }
-                switch gt(mul(less, U16_MAX), target)
-                case 1 {
-                    src := dst
-                    end := lo
-                }
-                default {
-                    let upTo := add(less, equal)
-                    if or(gt(mul(upTo, U16_MAX), target), eq(hi, hiEnd)) {
-                        result := shr(96, pivot)
-                        break
-                    }
-                    target := sub(target, mul(upTo, U16_MAX))
-                    src := hi
-                    end := hiEnd
-                }
-                dst := xor(dst, flip)
-            }
         }
     }
 

@@ -197,20 +197,19 @@ library YumaEpoch {
         consensus = new uint256[](n);
         (uint256[] memory who, uint256 target) = _participants(a, kappa);
         if (who.length == 0) return consensus;
-        uint256[] memory pairs = new uint256[](4 * who.length);
+        uint256[] memory keys = new uint256[](2 * who.length);
         for (uint256 j; j < n; ++j) {
-            // Copy column j of the participants with their stake: who[k] < rows, so
-            // who[k] * n + j < rows * n = m.length; k < who.length, 2k + 1 < pairs.length / 2.
+            // Key of each participant in column j: `weight << 128 | stake` (stakes < 2^128,
+            // checked). who[k] < rows, so who[k] * n + j < rows * n = m.length.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, j))
                 for { let k := 0 } lt(k, mload(who)) { k := add(k, 1) } {
                     let i := mload(add(who, shl(5, add(k, 1))))
-                    let q := add(pairs, add(0x20, shl(6, k)))
-                    mstore(q, mload(add(mp, shl(5, mul(i, n)))))
-                    mstore(add(q, 0x20), mload(add(a, shl(5, add(i, 1)))))
+                    let key := or(shl(128, mload(add(mp, shl(5, mul(i, n))))), mload(add(a, shl(5, add(i, 1)))))
+                    mstore(add(keys, shl(5, add(k, 1))), key)
                 }
             }
-            consensus[j] = YumaMath.weightedMedian(pairs, who.length, target);
+            consensus[j] = YumaMath.weightedMedian(keys, who.length, target);
         }
     }
 

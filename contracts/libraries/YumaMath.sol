@@ -90,67 +90,67 @@ library YumaMath {
         if (shares.length != 0) out[best] += amount - assigned;
     }
 
-    /// @notice Stake-weighted kappa-median over the first `count` `(value, stake)` pairs stored
-    /// interleaved in `buf` (`buf[2k]` value, `buf[2k + 1]` stake): the smallest value `v`
-    /// with `S(v) * 65535 > target`, where `S(v)` is the stake of pairs with value `<= v` and
-    /// `target = totalStake * (65535 - kappa)`; the largest value when none qualifies, 0 for
-    /// no pairs. Quickselect: each round splits the live pairs around a pivot into the other
-    /// half of `buf` (smaller ones from its front, larger ones from its back) and keeps only
-    /// the side holding the answer. Any pivot choice gives the same order statistic.
-    /// @dev `buf.length >= 4 * count`; pairs have positive stake and stakes sum below 2^200
-    /// (raw stakes below 2^128, at most 256 of them). Clobbers `buf`.
+    /// @notice Stake-weighted kappa-median of the first `count` keys of `buf`, each
+    /// `value << 128 | stake` (stake > 0, below 2^128): the smallest key whose cumulative stake
+    /// (keys ascending) times 65535 exceeds `target` (`totalStake * (65535 - kappa)`), or the
+    /// largest key; returns that key's value. Ordering keys by (value, stake) refines the order
+    /// by value, so this is the smallest value `v` with `S(v) * 65535 > target` (`S(v)`: stake
+    /// of the keys with value `<= v`), as `chain/yuma/fixed.py: weighted_median` specifies.
+    /// Quickselect: each round splits the live keys around a pivot into the other half of
+    /// `buf` (smaller from its front, larger from its back) and keeps the side holding the
+    /// answer; any pivot choice gives the same order statistic.
+    /// @dev `buf.length >= 2 * count`; at most 256 keys (stakes sum below 2^136). Clobbers
+    /// `buf`.
     function weightedMedian(uint256[] memory buf, uint256 count, uint256 target)
         internal
         pure
         returns (uint256 result)
     {
         assembly ("memory-safe") {
+            let stakeMask := sub(shl(128, 1), 1)
             let src := add(buf, 0x20)
-            let end := add(src, shl(6, count)) // `count` pairs of 0x40 bytes
-            let dst := end // the second half of `buf`
+            let end := add(src, shl(5, count))
+            let dst := end
             let flip := xor(src, dst) // dst' = xor(dst, flip) swaps halves
-            // `target` shrinks by 65535 x the stake of pairs dropped as smaller than the
-            // answer; it stays >= 0 because that stake never met the condition.
+            // `target` shrinks by 65535 x the stake of keys dropped as smaller than the answer;
+            // it stays >= 0 because that stake never met the condition.
             for {} lt(src, end) {} {
-                let pivot := mload(add(src, shl(6, shr(7, sub(end, src)))))
+                let pivot := mload(add(src, shl(5, shr(6, sub(end, src)))))
                 let lo := dst
-                let hi := add(dst, sub(end, src))
-                let stakeLess := 0
-                let stakeEqual := 0
-                for { let p := src } lt(p, end) { p := add(p, 0x40) } {
-                    let v := mload(p)
-                    let s := mload(add(p, 0x20))
-                    switch lt(v, pivot)
+                let hiEnd := add(dst, sub(end, src))
+                let hi := hiEnd
+                let less := 0
+                let equal := 0
+                for { let p := src } lt(p, end) { p := add(p, 0x20) } {
+                    let k := mload(p)
+                    switch lt(k, pivot)
                     case 1 {
-                        mstore(lo, v)
-                        mstore(add(lo, 0x20), s)
-                        lo := add(lo, 0x40)
-                        stakeLess := add(stakeLess, s)
+                        mstore(lo, k)
+                        lo := add(lo, 0x20)
+                        less := add(less, and(k, stakeMask))
                     }
                     default {
-                        switch gt(v, pivot)
+                        switch gt(k, pivot)
                         case 1 {
-                            hi := sub(hi, 0x40)
-                            mstore(hi, v)
-                            mstore(add(hi, 0x20), s)
+                            hi := sub(hi, 0x20)
+                            mstore(hi, k)
                         }
-                        default { stakeEqual := add(stakeEqual, s) }
+                        default { equal := add(equal, and(k, stakeMask)) }
                     }
                 }
-                let hiEnd := add(dst, sub(end, src))
-                switch gt(mul(stakeLess, U16_MAX), target)
+                switch gt(mul(less, U16_MAX), target)
                 case 1 {
-                    // The answer is smaller than the pivot; [dst, lo) is non-empty because
-                    // the remaining target is >= 0 on entry to every round.
+                    // The answer is smaller than the pivot: [dst, lo) is non-empty.
                     src := dst
                     end := lo
                 }
                 default {
-                    if or(gt(mul(add(stakeLess, stakeEqual), U16_MAX), target), eq(hi, hiEnd)) {
-                        result := pivot
+                    let upTo := add(less, equal)
+                    if or(gt(mul(upTo, U16_MAX), target), eq(hi, hiEnd)) {
+                        result := shr(128, pivot)
                         break
                     }
-                    target := sub(target, mul(add(stakeLess, stakeEqual), U16_MAX))
+                    target := sub(target, mul(upTo, U16_MAX))
                     src := hi
                     end := hiEnd
                 }
