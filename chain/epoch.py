@@ -2,6 +2,10 @@
 
 :class:`EpochClient` drives an epoch (``run_epoch_until_done``: one ``runEpoch`` transaction per
 gas-bounded step group until the epoch is done), claims rewards and reads claimable balances.
+The column phase takes the consensus vector (every column's stake-weighted median, which the
+contract checks instead of selecting): :meth:`EpochClient.consensus_vector` computes it from the
+contract's ``consensusInputs()`` (the rows as the epoch recorded them) and the Metagraph's
+weights, frozen while the epoch runs.
 
 :func:`predict_epoch` computes, from the chain state an epoch will read
 (:class:`EpochChainState`, see :func:`read_epoch_state`), exactly what the contract will
@@ -207,6 +211,11 @@ def predict_epoch(state: EpochChainState, current_block: int) -> EpochPrediction
     )
 
 
+def encode_consensus(consensus: Sequence[int]) -> bytes:
+    """``runEpoch``'s consensus vector: each ONE-scaled value as 8 bytes, big-endian."""
+    return b"".join(int(c).to_bytes(8, "big") for c in consensus)
+
+
 def unpack_words(words: Sequence[int], n: int) -> tuple[int, ...]:
     """16 packed words -> the first ``n`` u16 lanes (one row of :func:`fixed.unpack_u16_rows`)."""
     return tuple(fixed.unpack_u16_rows([int(w) for w in words], 1, n)[0])
@@ -229,21 +238,46 @@ class EpochClient:
     def token_address(self) -> str:
         return to_checksum_address(self.contract.call("token"))
 
-    def run_epoch(self, sender: LocalAccount) -> TxReceipt:
-        """One ``runEpoch`` transaction (starts an epoch when due, then advances it)."""
-        return self.contract.transact("runEpoch", sender=sender, gas=MAX_STEP_GAS)
+    def run_epoch(self, sender: LocalAccount, consensus: bytes = b"") -> TxReceipt:
+        """One ``runEpoch`` transaction (starts an epoch when due, then advances it); the
+        column phase needs ``consensus`` (:meth:`consensus_vector`)."""
+        return self.contract.transact("runEpoch", consensus, sender=sender, gas=MAX_STEP_GAS)
 
     def run_epoch_until_done(self, sender: LocalAccount) -> list[TxReceipt]:
-        """Send ``runEpoch`` until no epoch is running; returns every receipt."""
-        receipts = [self.run_epoch(sender)]
-        while self.epoch_running():
+        """Send ``runEpoch`` until no epoch is running (with the consensus vector, computed
+        once, in the column phase); returns every receipt."""
+        receipts: list[TxReceipt] = []
+        vector = b""
+        while not receipts or self.epoch_running():
             if len(receipts) >= MAX_STEPS:
                 raise TransactionFailed(
                     f"epoch not done after {MAX_STEPS} runEpoch transactions; "
                     "check the chain's block gas limit"
                 )
-            receipts.append(self.run_epoch(sender))
+            columns = self.progress()[0] == Phase.COLUMNS
+            if columns and not vector:
+                vector = self.consensus_vector()
+            receipts.append(self.run_epoch(sender, vector if columns else b""))
         return receipts
+
+    def consensus_vector(self, block: Any = "latest") -> bytes:
+        """The running epoch's consensus vector (column phase): every column's stake-weighted
+        median from ``consensusInputs`` and the Metagraph's weights, 8 bytes per uid."""
+        kappa, uids, raw_active, last_update = self.contract.call("consensusInputs", block=block)
+        metagraph = Contract(self.w3, "Metagraph", self.metagraph_address())
+        registered = [int(r) for r in metagraph.call("registrationBlocks", block=block)]
+        n = len(registered)
+        rows = [
+            fixed.masked_row(
+                list(unpack_words(metagraph.call("weightRow", uid, block=block), n)),
+                int(uid),
+                int(updated),
+                registered,
+            )
+            for uid, updated in zip(uids, last_update, strict=True)
+        ]
+        consensus = fixed.column_consensus(rows, [int(s) for s in raw_active], int(kappa), n)
+        return encode_consensus(consensus)
 
     def claim(
         self, sender: LocalAccount, account: str | None = None, *, stake: bool = False

@@ -17,9 +17,9 @@ import {YumaMath} from "./libraries/YumaMath.sol";
 /// @dev Steps: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows`
 /// (16 validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
 /// less the weights on uids registered since the row's last update); `_columns` (one packed
-/// word of 16 uid columns per step, 2 columns with liquid alpha: consensus, clipped weights,
-/// trust, ranks, bond EMA, the column-scaled bonds weighted by rank into per-row dividend
-/// sums); `_credit` (the emission split, recomputed from stored ranks and row sums, 48 uids
+/// word of 16 uid columns per step, 1-2 columns with liquid alpha: the caller's consensus
+/// checked against the column, clipped weights, trust, ranks, bond EMA, the column-scaled
+/// bonds weighted by rank into per-row dividend sums); `_credit` (the emission split, recomputed from stored ranks and row sums, 48 uids
 /// per step). A call runs steps while the gas it used plus the next step's estimate stays
 /// under `GAS_BUDGET`. Weight and bond words known to be zero are never read.
 contract YumaConsensus is IYumaConsensus {
@@ -39,6 +39,9 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private constant GAS_BUDGET = 4_600_000;
     uint256 private constant ROW_STEP = 16;
     uint256 private constant CREDIT_STEP = 48;
+    /// @dev Gas bound of one column entry at the fixed rate, with its row's share of loading
+    /// and storing the words (measured: ~900 when every entry is clipped and penalised).
+    uint256 private constant ENTRY_GAS = 1_000;
 
     /// @dev Row record bit layout (`_rowInfo[row]`).
     uint256 private constant R_LU = 96; // last weight update (u64)
@@ -118,7 +121,7 @@ contract YumaConsensus is IYumaConsensus {
     // ================================================================== epoch
 
     /// @inheritdoc IYumaConsensus
-    function runEpoch() external returns (bool done) {
+    function runEpoch(bytes calldata consensus) external returns (bool done) {
         uint256 start = gasleft();
         Epoch memory ep = _epoch;
         bool progressed;
@@ -135,7 +138,7 @@ contract YumaConsensus is IYumaConsensus {
             progressed = true;
             bool finished;
             if (ep.phase == Phase.Rows) finished = _rows(ep, start, force);
-            else if (ep.phase == Phase.Columns) finished = _columns(ep, start, force);
+            else if (ep.phase == Phase.Columns) finished = _columns(ep, start, force, _hint(ep, consensus));
             else finished = _credit(ep, start, force);
             if (!finished) break;
         }
@@ -303,9 +306,10 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev What the column steps of one call share.
     struct Ctx {
-        uint256[] recs; // one record of REC bytes per row (offsets W .. PREV_MASK)
-        uint256[] buf; // median scratch: 2 words per participant
-        uint256[] regWords;
+        uint256[] recs; // one record of RECORD bytes per row (offsets W .. PREV_MASK)
+        uint256[16] reg; // registration blocks of the step's word of uids
+        uint256 hint; // calldata offset of the consensus vector (u64 per uid, big-endian)
+        uint256 total; // T: raw active stake of the median participants
         uint256 target; // median target: T * (65535 - kappa)
         uint256 alpha; // fixed EMA rate
         uint256 penalty; // bonds penalty (u16)
@@ -314,27 +318,25 @@ contract YumaConsensus is IYumaConsensus {
         uint256 steepness;
         uint256 reserve; // gas of the call's final writes
         uint256 lastEpoch; // the previous epoch's block
+        uint256 fresh; // lanes of the step's word whose uid registered after the last epoch
     }
 
     uint256 private constant PREV_ACC = 0x200; // the row's accumulator word as stored
     uint256 private constant PREV_MASK = 0x220; // BMASK as stored
     uint256 private constant RECORD = 0x240; // record size in bytes
 
-    function _ctx(Epoch memory ep, YumaEpoch.Params memory p) private view returns (Ctx memory c) {
+    function _ctx(Epoch memory ep, uint256 hint) private view returns (Ctx memory c) {
+        YumaEpoch.Params memory p = _params;
         uint256 rows = ep.rows;
         uint256[] memory recs = new uint256[](rows * (RECORD >> 5));
         uint256[] memory active = new uint256[](rows);
-        uint256 count;
         uint256 total;
         uint256 reserve = 40_000;
         for (uint256 i; i < rows; ++i) {
             uint256 info = _rowInfo[i];
             uint256 raw = (info >> R_ACTIVE) & 1 != 0 ? uint96(info) : 0;
             active[i] = raw;
-            if (raw != 0) {
-                ++count;
-                total += raw;
-            }
+            total += raw;
             uint256 uid = uint16(info >> R_UID);
             uint256 prev = _rowAcc[i];
             // The accumulators restart at the column phase's first step.
@@ -366,8 +368,8 @@ contract YumaConsensus is IYumaConsensus {
             }
         }
         c.recs = recs;
-        c.buf = new uint256[](2 * count);
-        c.regWords = _loadRegWords(ep.n);
+        c.hint = hint;
+        c.total = total;
         c.target = total * (U16_MAX - p.kappa);
         c.alpha = (BMA_SCALE - p.bondsMovingAverage) * (ONE / BMA_SCALE);
         c.penalty = p.bondsPenalty;
@@ -380,30 +382,46 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev Steps per packed word of 16 uid columns: the widest that keeps one step (with the
     /// call's context and final writes, every bond word written for the first time) under the
-    /// budget at 64 rows. An entry costs ~1.5k gas, ~16k with liquid alpha's sigmoid.
+    /// budget at 64 rows. An entry costs a few hundred gas, ~16k with liquid alpha's sigmoid.
     function _stepsPerWord(bool liquid, uint256 rows) private pure returns (uint256) {
         if (liquid) return rows > 32 ? 16 : 8;
-        return rows > 32 ? 2 : 1;
+        return 1;
     }
 
-    /// @dev Column steps: `16 / _stepsPerWord` uid columns of one packed word each.
-    function _columns(Epoch memory ep, uint256 start, bool force) private returns (bool) {
-        YumaEpoch.Params memory p = _params;
-        uint256 rows = ep.rows;
-        uint256 per = _stepsPerWord(p.liquidAlpha, rows);
+    /// @dev Calldata offset of the consensus vector, 0 when the call brought none (a real
+    /// offset is past the selector); reverts unless it holds 8 bytes per uid.
+    function _hint(Epoch memory ep, bytes calldata consensus) private pure returns (uint256 off) {
+        if (consensus.length == 0) return 0;
+        if (consensus.length != 8 * uint256(ep.n)) {
+            revert YumaConsensusBadConsensusLength(8 * uint256(ep.n), consensus.length);
+        }
+        assembly {
+            off := consensus.offset
+        }
+    }
+
+    /// @dev Column steps: `16 / _stepsPerWord` uid columns of one packed word each. They need
+    /// the consensus vector (`hint`, see `_hint`): without one the call stops here.
+    function _columns(Epoch memory ep, uint256 start, bool force, uint256 hint) private returns (bool) {
+        bool liquid = _params.liquidAlpha;
+        uint256 per = _stepsPerWord(liquid, ep.rows);
         uint256 steps = ((uint256(ep.n) + 15) >> 4) * per;
+        if (ep.cursor < steps && hint == 0) {
+            if (force) revert YumaConsensusNeedsConsensus();
+            return false;
+        }
         // The context reads about three words per row, the final writes cost up to 23k a row;
         // a step at most what `_stepBound` allows for a row that writes its first bonds.
-        uint256 entry = (16 / per) * (p.liquidAlpha ? 16_000 : 2_000);
-        if (!_fits(start, 120_000 + rows * (57_000 + entry), force)) return false;
-        Ctx memory c = _ctx(ep, p);
+        uint256 entry = (16 / per) * (liquid ? 16_000 : ENTRY_GAS);
+        if (!_fits(start, 120_000 + uint256(ep.rows) * (57_000 + entry), force)) return false;
+        Ctx memory c = _ctx(ep, hint);
         while (ep.cursor < steps) {
             if (!_fits(start, _stepBound(c, ep.cursor / per, entry) + c.reserve, force)) break;
             force = false;
-            _step(ep, c, p.liquidAlpha, per, ep.cursor);
+            _step(ep, c, liquid, per, ep.cursor);
             ep.cursor += 1;
         }
-        _saveRows(c, rows);
+        _saveRows(c, ep.rows);
         if (ep.cursor < steps) return false;
         ep.phase = Phase.Credit;
         ep.cursor = 0;
@@ -481,9 +499,12 @@ contract YumaConsensus is IYumaConsensus {
             ranks[k] = _rankWords[4 * g + k];
         }
         for (uint256 col = c0; col < c1; ++col) {
-            uint256 cons;
+            uint256 j = 16 * g + col;
+            uint256 cons = _hintOf(c, j);
             uint256 rank;
-            if (mode != 0) (cons, rank) = _column(c, mode == 2, 16 * g + col, 16 * col);
+            // With no weight and no old bond every scaled weight is 0, and so is the median.
+            if (mode == 0 && cons != 0) revert YumaConsensusWrongConsensus(j, cons);
+            if (mode != 0) rank = _column(c, mode == 2, j, 16 * col, cons);
             consensus |= _toU16(cons) << (16 * col);
             uint256 shift = 64 * (col & 3);
             // rank <= ONE < 2^64 fits its lane.
@@ -495,13 +516,25 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Loads weight word `g` (rows whose word is non-zero) and bond word `g` (rows whose
-    /// stored word is non-zero) into the records, and starts each new bond word from the
-    /// stored one without `lanes` (from zero for stale bonds at a group's first step). True
-    /// when some row has a weight or an old bond in `lanes`.
+    /// @dev The consensus the caller gives for uid `j` (u64 at byte `8j` of the vector).
+    function _hintOf(Ctx memory c, uint256 j) private pure returns (uint256 cons) {
+        uint256 off = c.hint + 8 * j;
+        // The vector's length is 8n (checked in `_columns`) and j < n.
+        assembly {
+            cons := shr(192, calldataload(off))
+        }
+    }
+
+    /// @dev Loads weight word `g` (rows whose word is non-zero; the row's own lane and lanes of
+    /// uids registered at or after its last update cleared) and bond word `g` (rows whose
+    /// stored word is non-zero) into the records, the group's registration blocks into
+    /// `c.reg`, and starts each new bond word from the stored one without `lanes` (from zero
+    /// for stale bonds at a group's first step). True when some row has a weight or an old
+    /// bond in `lanes`.
     function _loadGroup(Ctx memory c, uint256 g, bool second, uint256 lanes) private view returns (bool live) {
         uint256[] memory recs = c.recs;
         uint256 rows = recs.length / (RECORD >> 5);
+        uint256 maxReg = _loadRegistrations(c, g);
         uint256 count;
         for (uint256 i; i < rows; ++i) {
             if ((_field(recs, i, WMASK) >> g) & 1 != 0) ++count;
@@ -518,22 +551,56 @@ contract YumaConsensus is IYumaConsensus {
         count = 0;
         uint256 seen;
         for (uint256 i; i < rows; ++i) {
-            uint256 w = (_field(recs, i, WMASK) >> g) & 1 != 0 ? words[count++] : 0;
+            uint256 w;
+            if ((_field(recs, i, WMASK) >> g) & 1 != 0) w = _masked(c, i, g, words[count++], maxReg);
             _setField(recs, i, W, w);
-            seen |= (w | _loadBond(recs, i, g, second, lanes)) & lanes;
+            seen |= (w | _loadBond(c, i, g, second, lanes)) & lanes;
         }
         live = seen != 0;
     }
 
-    /// @dev Bond word `g` of row `i` into STORED, OLD and NEW (see `_loadGroup`); returns OLD.
-    function _loadBond(uint256[] memory recs, uint256 i, uint256 g, bool second, uint256 lanes)
+    /// @dev Registration blocks of word `g`'s uids into `c.reg`, the lanes of uids registered
+    /// after the last epoch (their old bonds count as zero) into `c.fresh`; returns the latest.
+    function _loadRegistrations(Ctx memory c, uint256 g) private view returns (uint256 maxReg) {
+        uint256 fresh;
+        for (uint256 k; k < 4; ++k) {
+            uint256 word = _regWords[4 * g + k];
+            for (uint256 q; q < 4; ++q) {
+                uint256 r = uint64(word >> (64 * q));
+                c.reg[4 * k + q] = r;
+                if (r > maxReg) maxReg = r;
+                if (r > c.lastEpoch) fresh |= uint256(0xFFFF) << (64 * k + 16 * q);
+            }
+        }
+        c.fresh = fresh;
+    }
+
+    /// @dev Weight word `g` of row `i` without the row's own lane and the lanes of uids
+    /// registered at or after its last update (`maxReg`: the latest registration in `g`).
+    function _masked(Ctx memory c, uint256 i, uint256 g, uint256 w, uint256 maxReg) private pure returns (uint256) {
+        uint256 uid = _field(c.recs, i, UID);
+        if (uid >> 4 == g) w &= ~(uint256(0xFFFF) << (16 * (uid & 15)));
+        uint256 lu = _field(c.recs, i, LU);
+        if (lu <= maxReg) {
+            for (uint256 k; k < 16; ++k) {
+                if (c.reg[k] >= lu) w &= ~(uint256(0xFFFF) << (16 * k));
+            }
+        }
+        return w;
+    }
+
+    /// @dev Bond word `g` of row `i` into STORED, OLD (without `c.fresh`) and NEW (see
+    /// `_loadGroup`); returns OLD.
+    function _loadBond(Ctx memory c, uint256 i, uint256 g, bool second, uint256 lanes)
         private
         view
         returns (uint256 old)
     {
+        uint256[] memory recs = c.recs;
+        uint256 fresh = c.fresh;
         uint256 stored = (_field(recs, i, BMASK) >> g) & 1 != 0 ? _bonds[_field(recs, i, UID)][g] : 0;
         bool valid = _field(recs, i, VALID) != 0;
-        old = valid ? stored : 0;
+        old = valid ? stored & ~fresh : 0;
         _setField(recs, i, STORED, stored);
         _setField(recs, i, OLD, old);
         _setField(recs, i, NEW, (valid || second ? stored : 0) & ~lanes);
@@ -570,120 +637,118 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Column `j` (old bonds count as zero when it registered after the last epoch), lane
-    /// `lane` of the loaded words: returns its consensus and rank; adds to each
-    /// row's trust and dividend sum and sets the new bond lane.
-    function _column(Ctx memory c, bool liquid, uint256 j, uint256 lane)
+    /// @dev Column `j` at lane `lane` of the loaded words, with the caller's consensus `cons`:
+    /// checks `cons` is the
+    /// column's stake-weighted median, returns its rank; adds to each row's trust and dividend
+    /// sum and sets the new bond lane.
+    function _column(Ctx memory c, bool liquid, uint256 j, uint256 lane, uint256 cons)
         private
         pure
-        returns (uint256 cons, uint256 rank)
+        returns (uint256 rank)
     {
-        uint256 reg = _regOf(c.regWords, j);
-        bool fresh = reg > c.lastEpoch;
-        uint256 count = _scaleColumn(c, j, lane, reg);
-        if (count != 0) cons = YumaMath.weightedMedian(c.buf, count, c.target);
+        bool scaleOnly = liquid && cons != 0;
         uint256 colSum;
-        (rank, colSum) =
-            liquid && cons != 0 ? _bondsLiquid(c, lane, cons, fresh) : _bondsFixed(c, lane, cons, fresh);
+        uint256 stakes;
+        (rank, colSum, stakes) = _pass(c.recs, c.alpha, c.penalty, lane, cons, scaleOnly);
+        _checkConsensus(c, j, cons, stakes);
+        if (scaleOnly) (rank, colSum) = _bondsLiquid(c, lane, cons);
         rank /= ONE;
         if (colSum != 0 && rank != 0) _addDividends(c.recs, colSum, rank);
     }
 
-    /// @dev Scaled weight `x * ONE / rowSum` of every row in column `j` (0 for the row's own
-    /// uid and for weights not newer than `reg`) into Y; the median keys `y << 128 | raw stake`
-    /// of the participants into `c.buf`. Returns how many keys, 0 when every weight is 0.
-    function _scaleColumn(Ctx memory c, uint256 j, uint256 lane, uint256 reg) private pure returns (uint256 count) {
-        uint256[] memory recs = c.recs;
-        uint256[] memory buf = c.buf;
-        // Records lie inside recs; at most `participants` keys go to buf (its first half). A
-        // non-zero unmasked entry is part of its row's sum, so the sum is non-zero; x * ONE <
-        // 2^76; y <= ONE < 2^60 and raw stake < 2^96 make a key below 2^188.
-        assembly ("memory-safe") {
-            let p := add(recs, 0x20)
-            let end := add(p, mul(div(mload(recs), 18), RECORD))
-            let q := add(buf, 0x20)
-            let any := 0
-            for {} lt(p, end) { p := add(p, RECORD) } {
-                let y := 0
-                let x := and(shr(lane, mload(p)), 0xffff)
-                if x {
-                    if gt(mload(add(p, LU)), reg) {
-                        if iszero(eq(mload(add(p, UID)), j)) { y := div(mul(x, ONE), mload(add(p, SUM))) }
-                    }
-                }
-                mstore(add(p, Y), y)
-                any := or(any, y)
-                let raw := mload(add(p, RAW))
-                if raw {
-                    mstore(q, or(shl(128, y), raw))
-                    q := add(q, 0x20)
-                }
-            }
-            if any { count := shr(5, sub(q, add(buf, 0x20))) }
+    /// @dev `cons` is the stake-weighted median of a column whose participants hold raw stake
+    /// `stakes >> 128` below it and `uint128(stakes)` at it: the smallest participant value `v`
+    /// with `S(v) * 65535 > T * (65535 - kappa)`, else the largest (0 without participants).
+    function _checkConsensus(Ctx memory c, uint256 j, uint256 cons, uint256 stakes) private pure {
+        bool ok;
+        if (c.total == 0) {
+            ok = cons == 0;
+        } else {
+            uint256 below = stakes >> 128;
+            uint256 equal = uint128(stakes);
+            uint256 upTo = below + equal;
+            ok = equal != 0 && below * U16_MAX <= c.target && (upTo * U16_MAX > c.target || upTo == c.total);
         }
+        if (!ok) revert YumaConsensusWrongConsensus(j, cons);
     }
 
-    /// @dev Clipping, trust, rank (unscaled) and the fixed-rate bond EMA of the column; leaves
-    /// each new bond in E and its u16 lane in NEW. Returns the rank and the new bonds' sum.
-    function _bondsFixed(Ctx memory c, uint256 lane, uint256 cons, bool fresh)
-        private
-        pure
-        returns (uint256 rank, uint256 colSum)
-    {
-        // Records lie inside c.recs (Ctx field 0; alpha and penalty are fields 4 and 5). y, cl,
-        // old, alpha <= ONE: products < 2^120; trust <= ONE per row (a row sums to at most ONE);
-        // rank <= ONE^2 (sum_i a_i <= ONE); colSum <= rows * ONE.
+    /// @dev One pass over the rows of a column: the scaled weight `x * ONE / rowSum` of each
+    /// row and the participants' raw stake below `cons` (high 128 bits of `stakes`) and at it
+    /// (low 128 bits); then, unless `scaleOnly` (which leaves the scaled weight in Y for
+    /// `_bondsLiquid`), clipping, trust, rank (unscaled) and the fixed-rate bond EMA, leaving
+    /// each new bond in E and its u16 lane in NEW. Returns the rank, the new bonds' sum and the
+    /// stakes.
+    function _pass(
+        uint256[] memory recs,
+        uint256 alpha,
+        uint256 penalty,
+        uint256 lane,
+        uint256 cons,
+        bool scaleOnly
+    ) private pure returns (uint256 rank, uint256 colSum, uint256 stakes) {
+        // Records lie inside recs. Lanes cleared at load read 0, and a row whose sum is 0 has
+        // only zero lanes (the EVM's x / 0 is 0); x * ONE < 2^76. y, cl, old, alpha <= ONE:
+        // products < 2^120, and the new bond (1 - alpha) * old + alpha * t <= ONE needs no
+        // clamp. Raw stakes sum below 2^104 (a 128-bit half each); trust <= ONE per row (a row
+        // sums to at most ONE); rank <= ONE^2 (sum_i a_i <= ONE); colSum <= rows * ONE.
+        // The rates wait in scratch space (the loop runs out of stack slots otherwise).
         assembly ("memory-safe") {
-            let alpha := mload(add(c, 0x80))
-            let keep := sub(ONE, alpha)
-            let p := add(mload(c), 0x20)
-            let end := add(p, mul(div(mload(mload(c)), 18), RECORD))
+            mstore(0x00, sub(ONE, alpha))
+            mstore(0x20, alpha)
+            let p := add(recs, 0x20)
+            let end := add(p, mul(div(mload(recs), 18), RECORD))
             for {} lt(p, end) { p := add(p, RECORD) } {
-                let y := mload(add(p, Y))
-                let old := 0
-                if iszero(fresh) { old := div(mul(and(shr(lane, mload(add(p, OLD))), 0xffff), ONE), U16_MAX) }
-                let e := 0
+                let y := div(mul(and(shr(lane, mload(p)), 0xffff), ONE), mload(add(p, SUM)))
+                let t := mload(add(p, RAW))
+                stakes := add(stakes, or(shl(128, mul(t, lt(y, cons))), mul(t, eq(y, cons))))
+                if scaleOnly {
+                    mstore(add(p, Y), y)
+                    continue
+                }
+                let old := div(mul(and(shr(lane, mload(add(p, OLD))), 0xffff), ONE), U16_MAX)
                 // A zero weight with a zero old bond leaves everything at zero.
+                t := 0
                 if or(y, old) {
                     // t: the clipped weight cl = min(y, cons), then the EMA target
-                    // y - (y - cl) * penalty / 65535 (cl at full penalty).
-                    let t := y
+                    // y - (y - cl) * penalty / 65535 (cl at full penalty), then the new bond.
+                    t := y
                     if lt(cons, y) { t := cons }
                     mstore(add(p, TRUST), add(mload(add(p, TRUST)), t))
                     rank := add(rank, mul(mload(add(p, A)), t))
-                    if gt(y, t) { t := sub(y, div(mul(sub(y, t), mload(add(c, 0xa0))), U16_MAX)) }
-                    e := add(div(mul(keep, old), ONE), div(mul(alpha, t), ONE))
-                    if gt(e, ONE) { e := ONE }
-                    colSum := add(colSum, e)
-                    mstore(add(p, NEW), or(mload(add(p, NEW)), shl(lane, div(add(mul(e, U16_MAX), HALF), ONE))))
+                    if gt(y, t) { t := sub(y, div(mul(sub(y, t), penalty), U16_MAX)) }
+                    t := add(div(mul(mload(0x00), old), ONE), div(mul(mload(0x20), t), ONE))
+                    colSum := add(colSum, t)
+                    mstore(add(p, NEW), or(mload(add(p, NEW)), shl(lane, div(add(mul(t, U16_MAX), HALF), ONE))))
                 }
-                mstore(add(p, E), e)
+                mstore(add(p, E), t)
             }
         }
     }
 
-    /// @dev `_bondsFixed` with a liquid alpha per entry (the sigmoid dominates the cost).
-    function _bondsLiquid(Ctx memory c, uint256 lane, uint256 cons, bool fresh)
+    /// @dev The liquid-alpha EMA of a column whose scaled weights are in Y (the sigmoid
+    /// dominates the cost): clipping, trust, rank (unscaled), new bonds in E and NEW. Returns
+    /// the rank and the new bonds' sum.
+    function _bondsLiquid(Ctx memory c, uint256 lane, uint256 cons)
         private
         pure
         returns (uint256 rank, uint256 colSum)
     {
         uint256 rows = c.recs.length / (RECORD >> 5);
         for (uint256 i; i < rows; ++i) {
-            (uint256 r, uint256 e) = _liquidEntry(c, i, lane, cons, fresh);
+            (uint256 r, uint256 e) = _liquidEntry(c, i, lane, cons);
             rank += r;
             colSum += e;
         }
     }
 
     /// @dev Row `i` of the column with liquid alpha: returns `a_i * cl` and the new bond.
-    function _liquidEntry(Ctx memory c, uint256 i, uint256 lane, uint256 cons, bool fresh)
+    function _liquidEntry(Ctx memory c, uint256 i, uint256 lane, uint256 cons)
         private
         pure
         returns (uint256 rank, uint256 e)
     {
         uint256 y = _field(c.recs, i, Y);
-        uint256 old = fresh ? 0 : YumaMath.u16ToFraction((_field(c.recs, i, OLD) >> lane) & 0xFFFF);
+        uint256 old = YumaMath.u16ToFraction((_field(c.recs, i, OLD) >> lane) & 0xFFFF);
         if (y != 0 || old != 0) {
             uint256 cl = y < cons ? y : cons;
             _addField(c.recs, i, TRUST, cl);
@@ -801,9 +866,11 @@ contract YumaConsensus is IYumaConsensus {
     /// uids' emission to what they earned and records it on the Metagraph.
     function _credit(Epoch memory ep, uint256 start, bool force) private returns (bool) {
         uint256 n = ep.n;
-        // The split reads three words per row and one per four uids; a step writes 32 words.
-        uint256 maxCost = 200_000;
-        if (!_fits(start, maxCost + 150_000 + uint256(ep.rows) * 7_000 + n * 1_500, force)) return false;
+        // The split reads three words per row and one per four uids; the first step records up
+        // to 64 score words, and a step writes 32 words (first writes when the lanes were zero).
+        uint256 maxCost = 60_000 + (CREDIT_STEP / 3) * 2 * 22_200;
+        uint256 scores = ep.cursor == 0 ? 4 * ((n + 15) >> 4) * 22_200 : 0;
+        if (!_fits(start, maxCost + scores + 150_000 + uint256(ep.rows) * 7_000 + n * 1_500, force)) return false;
         Split memory s = _split(ep);
         if (ep.cursor == 0) {
             _recordScores(ep, s);
@@ -950,6 +1017,26 @@ contract YumaConsensus is IYumaConsensus {
     /// @inheritdoc IYumaConsensus
     function progress() external view returns (Phase phase, uint256 cursor) {
         return (_epoch.phase, _epoch.cursor);
+    }
+
+    /// @inheritdoc IYumaConsensus
+    function consensusInputs()
+        external
+        view
+        returns (uint16 kappa, uint16[] memory uids, uint256[] memory rawActive, uint64[] memory lastUpdate)
+    {
+        Epoch memory ep = _epoch;
+        if (ep.phase != Phase.Columns) revert YumaConsensusNotInColumns(ep.phase);
+        kappa = _params.kappa;
+        uids = new uint16[](ep.rows);
+        rawActive = new uint256[](ep.rows);
+        lastUpdate = new uint64[](ep.rows);
+        for (uint256 i; i < ep.rows; ++i) {
+            uint256 info = _rowInfo[i];
+            uids[i] = uint16(info >> R_UID);
+            if ((info >> R_ACTIVE) & 1 != 0) rawActive[i] = uint96(info);
+            lastUpdate[i] = uint64(info >> R_LU);
+        }
     }
 
     /// @inheritdoc IYumaConsensus

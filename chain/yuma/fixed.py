@@ -42,8 +42,11 @@ stake of participants whose weight is ``<= v``; when no value qualifies (kappa =
 it is the largest participant weight, and with no participant it is 0. Raw stakes
 make this an exact rational comparison (normalisation dust cannot break ties), the
 same order statistic as subtensor's ``weighted_median`` with ``minority = 1 - kappa``.
-Any correct selection algorithm (sorting here, quickselect in Solidity) gives the
-same value.
+Any correct selection algorithm gives the same value (sorting here, quickselect in the
+memory-array library). The on-chain epoch does not select: the caller passes the value and
+the contract checks it, with ``L`` the participants' stake below it and ``E`` at it:
+``E > 0``, ``L * 65535 <= target`` and (``(L + E) * 65535 > target`` or ``L + E = T``),
+which exactly one value satisfies (0 when there is no participant).
 
 Epoch (V validator rows x N uid columns)
 ----------------------------------------
@@ -227,19 +230,25 @@ def stake_vectors(inp: EpochInputs) -> tuple[list[int], list[int]]:
     return normalize(list(inp.stakes)), normalize(active_stakes(inp))
 
 
+def masked_row(raw: list[int], uid: int, updated: int, registration_blocks: list[int]) -> list[int]:
+    """A permitted row of ``len(registration_blocks)`` uids: the self weight and weights not
+    newer than their column's registration zeroed, then ``scale``d."""
+    return scale(
+        [
+            raw[j] if j != uid and updated > registered else 0
+            for j, registered in enumerate(registration_blocks)
+        ]
+    )
+
+
 def masked_weights(inp: EpochInputs) -> list[list[int]]:
     """Row-scaled weights; no-permit rows, self weights and outdated weights zeroed."""
-    weights: list[list[int]] = []
-    for i in range(len(inp.validator_uids)):
-        if not inp.permits[i]:
-            weights.append([0] * inp.n)
-            continue
-        uid, updated, raw = inp.validator_uids[i], inp.last_update[i], inp.weights[i]
-        masked = [
-            raw[j] if j != uid and updated > inp.registration_blocks[j] else 0 for j in range(inp.n)
-        ]
-        weights.append(scale(masked))
-    return weights
+    return [
+        masked_row(inp.weights[i], uid, inp.last_update[i], inp.registration_blocks)
+        if inp.permits[i]
+        else [0] * inp.n
+        for i, uid in enumerate(inp.validator_uids)
+    ]
 
 
 def column_consensus(

@@ -3,13 +3,13 @@ pragma solidity ^0.8.24;
 
 /// @title IYumaConsensus
 /// @notice The subnet's Yuma Consensus epoch, run on-chain: once `tempo` blocks have passed
-/// since the last epoch anyone calls `runEpoch()` repeatedly until `epochRunning()` is false;
-/// each call advances a phase cursor until its gas budget is used, so no transaction needs
-/// more than about 5M gas at 64 validators x 256 uids. The math is `chain/yuma/fixed.py`
+/// since the last epoch anyone calls `runEpoch(consensus)` repeatedly until `epochRunning()`
+/// is false; each call advances a phase cursor until its gas budget is used, so no transaction
+/// needs more than about 5M gas at 64 validators x 256 uids. The math is `chain/yuma/fixed.py`
 /// (bit-exact): a snapshot of the permitted validators' rows (stake, last update, the row
 /// sum the Metagraph keeps), then one pass over the uid columns, one packed weight word (16
-/// uids, 8 above 32 rows) per step, 1-2 uids with liquid alpha (consensus, clipping, ranks,
-/// trust, bond EMA, rank-weighted bond sums for dividends), then the emission split. While an epoch runs the
+/// uids) per step, 1-2 uids with liquid alpha (the caller's consensus checked, clipping,
+/// ranks, trust, bond EMA, rank-weighted bond sums for dividends), then the emission split. While an epoch runs the
 /// Metagraph refuses registrations and reveals, so all steps read one state. The
 /// 5M-per-transaction bound holds up to 64 validator rows (the default `maxValidators`).
 /// Bonds are stored here, packed 16 u16 per word per validator uid. Per-uid scores and
@@ -27,7 +27,7 @@ interface IYumaConsensus {
     enum Phase {
         Idle, //    no epoch running
         Rows, //    reading the permitted validators' stake, last update and row sum (16 per step)
-        Columns, // one pass over the uid columns, 16 per step (8 above 32 rows; 1-2 with liquid alpha)
+        Columns, // one pass over the uid columns, 16 per step (1-2 with liquid alpha)
         Credit //   crediting emission to uids and recording it, 48 uids per step
     }
 
@@ -79,10 +79,34 @@ interface IYumaConsensus {
     /// @notice Only the Metagraph may report a replaced uid.
     error YumaConsensusNotMetagraph(address caller);
 
+    /// @notice The column phase needs the consensus vector and this call brought none (and
+    /// could do nothing else).
+    error YumaConsensusNeedsConsensus();
+
+    /// @notice The consensus vector must hold 8 bytes per uid.
+    /// @param expected 8 x uids
+    /// @param given the length passed
+    error YumaConsensusBadConsensusLength(uint256 expected, uint256 given);
+
+    /// @notice `value` is not the stake-weighted median of uid column `uid`.
+    /// @param uid the column
+    /// @param value the consensus given for it
+    error YumaConsensusWrongConsensus(uint256 uid, uint256 value);
+
+    /// @notice `consensusInputs` is only defined while the epoch is in its column phase.
+    /// @param phase the current phase
+    error YumaConsensusNotInColumns(Phase phase);
+
     /// @notice Advances the epoch: starts one when none is running and `tempo` blocks have
     /// passed, then processes steps until this call's gas budget is used. Permissionless.
+    /// @param consensus the column phase's consensus vector: for every uid `j < n`, 8 bytes
+    /// (big-endian) at byte `8j`, the ONE-scaled stake-weighted kappa-median of column `j`
+    /// (`chain/yuma/fixed.py`), computed off-chain from `consensusInputs()` and the Metagraph's
+    /// weights. The contract checks every value against the column in one pass (a wrong one
+    /// reverts), which costs a fraction of selecting the median on-chain. Empty outside the
+    /// column phase: a call without it stops when it reaches that phase.
     /// @return done true when no epoch is running after the call
-    function runEpoch() external returns (bool done);
+    function runEpoch(bytes calldata consensus) external returns (bool done);
 
     /// @notice Pays `account`'s credited rewards to its coldkey (`hotkeyOwner`, or the account
     /// itself when it has none), or stakes them to `account` for that coldkey.
@@ -108,6 +132,16 @@ interface IYumaConsensus {
 
     /// @notice Phase and cursor of the epoch in progress.
     function progress() external view returns (Phase phase, uint256 cursor);
+
+    /// @notice What the consensus vector of the running epoch is computed from (column phase
+    /// only): kappa and, per validator row (ascending uid), its uid, raw stake when active (0
+    /// otherwise: not a median participant) and last weight update. With the Metagraph's
+    /// weight rows and registration blocks (frozen while an epoch runs) this fixes every
+    /// column's median.
+    function consensusInputs()
+        external
+        view
+        returns (uint16 kappa, uint16[] memory uids, uint256[] memory rawActive, uint64[] memory lastUpdate);
 
     /// @notice Snapshot block of the last completed epoch (0: none yet).
     function lastEpochBlock() external view returns (uint64);

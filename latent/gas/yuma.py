@@ -256,4 +256,5 @@ def measure_onchain(w3: Web3, accounts: list[LocalAccount], rows: int, n: int) -
         f"{name}_transactions": len(second),
         f"{name}_first_epoch_total": sum(first),
         f"{name}_first_epoch_largest_chunk": max(first),
+        f"{name}_first_epoch_transactions": len(first),
     }

@@ -12,7 +12,7 @@ larger subnets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -24,14 +24,17 @@ from web3 import Web3
 from chain.epoch import (
     MAX_STEP_GAS,
     EpochPrediction,
+    encode_consensus,
     epoch_emission,
     predict_epoch,
     read_epoch_state,
     top_stake_permits,
 )
+from chain.epoch import Phase as EpochPhase
 from chain.errors import custom_error
 from chain.metagraph import HyperParam
 from chain.node import mine, revert, snapshot
+from chain.yuma import fixed
 from latent.gas.yuma import Subnet, deploy_subnet
 
 HEAVY = getattr(settings, "_current_profile", "default") == "heavy"
@@ -233,23 +236,29 @@ def test_onchain_epochs_match_fixed_point_prediction(
         subnet.hotkeys[:] = hotkeys_before
 
 
+def _validators_weigh_miners(
+    subnet: Subnet, sender: LocalAccount, v: int, n: int, weight: Callable[[int, int], int]
+) -> None:
+    """``n`` uids, the first ``v`` staked validators weighing the others ``weight(u, j) % 65535
+    + 1``; then the epoch contract is set (permits appear at its first epoch)."""
+    subnet.set_params({HyperParam.MAX_VALIDATORS: v})
+    subnet.register(n)
+    for uid in range(v):
+        subnet.stake(uid, (uid + 1) * 100 * TOKEN)
+    subnet.metagraph.update_permits(sender)
+    subnet.set_weights({u: {j: weight(u, j) % 65_535 + 1 for j in range(v, n)} for u in range(v)})
+    subnet.metagraph.contract.transact(
+        "setEpochContract", subnet.epoch.address, sender=subnet.owner
+    )
+
+
 def test_epoch_gas_steps_and_claims(subnet: Subnet, accounts: list[LocalAccount]) -> None:
     """8 validators x 32 uids: every step under 5M gas; claims pay the coldkey or stake."""
     w3 = subnet.w3
     snap = snapshot(w3)
     hotkeys_before = list(subnet.hotkeys)
     try:
-        subnet.set_params({HyperParam.MAX_VALIDATORS: 8})
-        subnet.register(32)
-        for uid in range(8):
-            subnet.stake(uid, (uid + 1) * 100 * TOKEN)
-        subnet.metagraph.update_permits(accounts[0])
-        subnet.set_weights(
-            {u: {j: (u * 31 + j * 17) % 65_535 + 1 for j in range(8, 32)} for u in range(8)}
-        )
-        subnet.metagraph.contract.transact(
-            "setEpochContract", subnet.epoch.address, sender=subnet.owner
-        )
+        _validators_weigh_miners(subnet, accounts[0], 8, 32, lambda u, j: u * 31 + j * 17)
         keeper = accounts[2]
         pred = _check_epoch(subnet, keeper)
         with pytest.raises(custom_error("YumaConsensusTooEarly")):
@@ -279,6 +288,64 @@ def test_epoch_gas_steps_and_claims(subnet: Subnet, accounts: list[LocalAccount]
         # Mine past the next tempo: the second epoch carries the bonds over, still exact.
         mine(w3, 1)
         _check_epoch(subnet, keeper)
+    finally:
+        revert(w3, snap)
+        subnet.hotkeys[:] = hotkeys_before
+
+
+def test_column_phase_accepts_only_the_weighted_median(
+    subnet: Subnet, accounts: list[LocalAccount]
+) -> None:
+    """The consensus vector is checked column by column: a missing or short vector, or any
+    value but the stake-weighted median (its neighbours, another validator's weight, a
+    non-zero value on a column nobody weighs) reverts; a keeper resuming in the column phase
+    computes the true vector and completes the epoch."""
+    w3 = subnet.w3
+    snap = snapshot(w3)
+    hotkeys_before = list(subnet.hotkeys)
+    try:
+        _validators_weigh_miners(subnet, accounts[0], 4, 20, lambda u, j: (u * 7 + j * 13) % 1_000)
+        subnet.mine_to_next_epoch()
+        state = read_epoch_state(w3, subnet.epoch.address)
+        pred = predict_epoch(state, w3.eth.block_number + 1)
+        keeper = accounts[2]
+        with pytest.raises(custom_error("YumaConsensusNotInColumns")):
+            subnet.epoch.consensus_vector()
+
+        subnet.epoch.run_epoch(keeper)  # start and rows; no vector: stops at the columns
+        assert subnet.epoch.progress() == (EpochPhase.COLUMNS, 0)
+        vector = subnet.epoch.consensus_vector()
+        assert vector == encode_consensus(pred.outputs.consensus)
+        with pytest.raises(custom_error("YumaConsensusNeedsConsensus")):
+            subnet.epoch.run_epoch(keeper)
+        with pytest.raises(custom_error("YumaConsensusBadConsensusLength")):
+            subnet.epoch.run_epoch(keeper, vector[:-8])
+
+        consensus = list(pred.outputs.consensus)
+        uid = 9
+        median = consensus[uid]
+        rows = [
+            fixed.masked_row(
+                list(state.weights[u]),
+                u,
+                state.metagraph.last_update[u],
+                list(state.metagraph.registered_at),
+            )
+            for u in range(4)
+        ]
+        others = {row[uid] for row in rows} - {median}
+        assert median > 0 and others
+        for wrong in sorted(others | {median - 1, median + 1}):
+            bad = encode_consensus([*consensus[:uid], wrong, *consensus[uid + 1 :]])
+            with pytest.raises(custom_error("YumaConsensusWrongConsensus")) as info:
+                subnet.epoch.run_epoch(keeper, bad)
+            assert info.value.error_args == {"uid": uid, "value": wrong}
+        nobody = encode_consensus([1, *consensus[1:]])  # column 0: nobody weighs it
+        with pytest.raises(custom_error("YumaConsensusWrongConsensus")):
+            subnet.epoch.run_epoch(keeper, nobody)
+
+        subnet.epoch.run_epoch_until_done(keeper)  # resumes in the column phase
+        assert list(subnet.metagraph.snapshot().consensus) == pred.consensus_u16
     finally:
         revert(w3, snap)
         subnet.hotkeys[:] = hotkeys_before
