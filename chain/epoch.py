@@ -248,32 +248,28 @@ class EpochClient:
         once, in the column phase); returns every receipt."""
         receipts: list[TxReceipt] = []
         vector = b""
-        while not receipts or self.epoch_running():
+        while True:
+            phase = self.progress()[0]
+            if receipts and phase == Phase.IDLE:
+                return receipts
             if len(receipts) >= MAX_STEPS:
                 raise TransactionFailed(
                     f"epoch not done after {MAX_STEPS} runEpoch transactions; "
                     "check the chain's block gas limit"
                 )
-            columns = self.progress()[0] == Phase.COLUMNS
-            if columns and not vector:
+            if phase == Phase.COLUMNS and not vector:
                 vector = self.consensus_vector()
-            receipts.append(self.run_epoch(sender, vector if columns else b""))
-        return receipts
+            receipts.append(self.run_epoch(sender, vector if phase == Phase.COLUMNS else b""))
 
-    def consensus_vector(self, block: Any = "latest") -> bytes:
+    def consensus_vector(self) -> bytes:
         """The running epoch's consensus vector (column phase): every column's stake-weighted
         median from ``consensusInputs`` and the Metagraph's weights, 8 bytes per uid."""
-        kappa, uids, raw_active, last_update = self.contract.call("consensusInputs", block=block)
-        metagraph = Contract(self.w3, "Metagraph", self.metagraph_address())
-        registered = [int(r) for r in metagraph.call("registrationBlocks", block=block)]
+        kappa, uids, raw_active, last_update = self.contract.call("consensusInputs")
+        reader = MetagraphReader(self.w3, self.metagraph_address())
+        registered = [int(r) for r in reader.contract.call("registrationBlocks")]
         n = len(registered)
         rows = [
-            fixed.masked_row(
-                list(unpack_words(metagraph.call("weightRow", uid, block=block), n)),
-                int(uid),
-                int(updated),
-                registered,
-            )
+            fixed.masked_row(reader.weights(uid)[:n], int(uid), int(updated), registered)
             for uid, updated in zip(uids, last_update, strict=True)
         ]
         consensus = fixed.column_consensus(rows, [int(s) for s in raw_active], int(kappa), n)

@@ -19,8 +19,8 @@ import {YumaMath} from "./libraries/YumaMath.sol";
 /// less the weights on uids registered since the row's last update); `_columns` (one packed
 /// word of 16 uid columns per step, 1-2 columns with liquid alpha: the caller's consensus
 /// checked against the column, clipped weights, trust, ranks, bond EMA, the column-scaled
-/// bonds weighted by rank into per-row dividend sums); `_credit` (the emission split, recomputed from stored ranks and row sums, 48 uids
-/// per step). A call runs steps while the gas it used plus the next step's estimate stays
+/// bonds weighted by rank into per-row dividend sums); `_credit` (the emission split,
+/// recomputed from stored ranks and row sums, 48 uids per step). A call runs steps while the gas it used plus the next step's estimate stays
 /// under `GAS_BUDGET`. Weight and bond words known to be zero are never read.
 contract YumaConsensus is IYumaConsensus {
     using SafeERC20 for IERC20;
@@ -519,7 +519,7 @@ contract YumaConsensus is IYumaConsensus {
     /// @dev The consensus the caller gives for uid `j` (u64 at byte `8j` of the vector).
     function _hintOf(Ctx memory c, uint256 j) private pure returns (uint256 cons) {
         uint256 off = c.hint + 8 * j;
-        // The vector's length is 8n (checked in `_columns`) and j < n.
+        // The vector's length is 8n (checked in `_hint`) and j < n.
         assembly {
             cons := shr(192, calldataload(off))
         }
@@ -638,9 +638,8 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev Column `j` at lane `lane` of the loaded words, with the caller's consensus `cons`:
-    /// checks `cons` is the
-    /// column's stake-weighted median, returns its rank; adds to each row's trust and dividend
-    /// sum and sets the new bond lane.
+    /// checks `cons` is the column's stake-weighted median, returns its rank; adds to each
+    /// row's trust and dividend sum and sets the new bond lane.
     function _column(Ctx memory c, bool liquid, uint256 j, uint256 lane, uint256 cons)
         private
         pure
