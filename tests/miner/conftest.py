@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from engine_cases import Serve
 
 from miner.engine import InferenceEngine
 from miner.tiny_model import build_tiny_model
@@ -44,7 +44,7 @@ def _serve(engine: InferenceEngine, requests: list[GenerationRequest]) -> list[G
 
 
 @pytest.fixture(scope="session")
-def serve() -> Callable[[InferenceEngine, list[GenerationRequest]], list[GenerationResult]]:
+def serve() -> Serve:
     """``serve(engine, requests)``: run the requests concurrently (one batch) and return
     their results in order."""
     return _serve

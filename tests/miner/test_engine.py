@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from engine_cases import PROMPTS as ALL_PROMPTS
+from engine_cases import Serve
 
 from chain.errors import ConfigError
 from miner.engine import EngineNotRunning, InferenceEngine, resolve_device_dtype
 from miner.types import GenerationRequest, GenerationResult, InvalidRequest, SamplingParams
 
-Serve = Callable[[InferenceEngine, list[GenerationRequest]], list[GenerationResult]]
-
-PROMPTS = (
-    "Hello there",
-    "The quick brown fox jumps over the lazy dog and then",
-    "a",
-    "In the beginning was the word, and the word was",
-    "1 2 3 4 5",
-)
+PROMPTS = ALL_PROMPTS[:5]
 
 
 def _hf_greedy(engine: InferenceEngine, prompt_ids: tuple[int, ...], n: int) -> list[int]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from engine_cases import PROMPTS, Serve
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,18 +28,6 @@ from miner.proof import (
 )
 from miner.types import GenerationRequest, GenerationResult, SamplingParams
 
-Serve = Callable[[InferenceEngine, list[GenerationRequest]], list[GenerationResult]]
-
-PROMPTS = (
-    "Hello there",
-    "The quick brown fox jumps over the lazy dog and then",
-    "a",
-    "In the beginning was the word, and the word was",
-    "1 2 3 4 5",
-    "Once upon a time",
-    "zebra",
-    "What is the capital of France? The capital is",
-)
 GREEDY = SamplingParams(max_tokens=70)
 SAMPLED = SamplingParams(max_tokens=70, temperature=0.9, top_k=50, top_p=0.9, seed=11)
 
