@@ -169,6 +169,17 @@ class Contract:
             contract=self.name,
         )
 
+    def logs(
+        self, event_name: str, from_block: int, to_block: Any, **indexed: Any
+    ) -> list[dict[str, Any]]:
+        """Decoded arguments of the contract's ``event_name`` logs in blocks ``from_block ..
+        to_block`` whose indexed arguments equal ``indexed``."""
+        event = getattr(self._contract.events, event_name)()
+        logs = event.get_logs(
+            from_block=from_block, to_block=to_block, argument_filters=indexed or None
+        )
+        return [dict(log["args"]) for log in logs]
+
     def events(self, receipt: TxReceipt, event_name: str) -> list[dict[str, Any]]:
         """Arguments of every ``event_name`` this contract emitted in ``receipt``."""
         event = getattr(self._contract.events, event_name)()

@@ -5,7 +5,9 @@ gas-bounded step group until the epoch is done), claims rewards and reads claima
 The column phase takes the consensus vector (every column's stake-weighted median, which the
 contract checks instead of selecting): :meth:`EpochClient.consensus_vector` computes it from the
 contract's ``consensusInputs()`` (the rows as the epoch recorded them) and the Metagraph's
-weights, frozen while the epoch runs.
+weights, frozen while the epoch runs. It also takes the old bond words back: the contract keeps
+only a hash per packed word of 16 uids (``bondHashes``) and logs the words (``BondWords``);
+:meth:`EpochClient.old_bond_words` reads the last epoch's logs and checks them against the hashes.
 
 :func:`predict_epoch` computes, from the chain state an epoch will read
 (:class:`EpochChainState`, see :func:`read_epoch_state`), exactly what the contract will
@@ -16,8 +18,8 @@ record: it builds the :class:`~chain.yuma.types.EpochInputs` the contract sees a
   start (top ``max_validators`` uids by positive stake, ties to the lower uid), ascending.
 * ``current_block`` is the block of the epoch's first ``runEpoch`` transaction;
   ``last_epoch_block`` the one of the previous epoch (0 before the first).
-* A row's stored bonds count only when its uid was a row of the previous epoch
-  (``bondRows``) and was registered no later than that epoch; other rows start from zero.
+* A row's old bonds count only when its uid was a row of the previous epoch (``bondRows``)
+  and was registered no later than that epoch; other rows start from zero.
 * ``minted = min((emission_per_block >> halvings) * tempo, cap - supply)``, with one halving
   for every ``k >= 1`` such that ``cap - supply <= cap >> k``; ``fees`` is the contract's token
   balance beyond what it owes (``reserved``).
@@ -71,7 +73,8 @@ class EpochChainState:
     metagraph: Metagraph
     #: Stored weight row of every uid (index = uid, ``n`` lanes).
     weights: tuple[tuple[int, ...], ...]
-    #: Stored bond row of every uid (index = uid, ``n`` lanes).
+    #: Bond row of every uid as the last epoch logged it (index = uid, ``n`` lanes; zero for
+    #: uids that were not its rows).
     bonds: tuple[tuple[int, ...], ...]
     bond_rows: int
     last_epoch_block: int
@@ -216,6 +219,20 @@ def encode_consensus(consensus: Sequence[int]) -> bytes:
     return b"".join(int(c).to_bytes(8, "big") for c in consensus)
 
 
+ZERO_HASH = bytes(32)
+LANES = fixed.LANES
+
+
+def _word_bytes(words: Sequence[int]) -> bytes:
+    return b"".join(int(w).to_bytes(32, "big") for w in words)
+
+
+def encode_bonds(old: dict[int, list[int]], first_group: int) -> bytes:
+    """``runEpoch``'s bond words from packed word ``first_group`` on (``old``: see
+    :meth:`EpochClient.old_bond_words`), 32 bytes each, word by word."""
+    return b"".join(_word_bytes(old[g]) for g in sorted(old) if g >= first_group)
+
+
 def unpack_words(words: Sequence[int], n: int) -> tuple[int, ...]:
     """16 packed words -> the first ``n`` u16 lanes (one row of :func:`fixed.unpack_u16_rows`)."""
     return tuple(fixed.unpack_u16_rows([int(w) for w in words], 1, n)[0])
@@ -238,18 +255,22 @@ class EpochClient:
     def token_address(self) -> str:
         return to_checksum_address(self.contract.call("token"))
 
-    def run_epoch(self, sender: LocalAccount, consensus: bytes = b"") -> TxReceipt:
+    def run_epoch(
+        self, sender: LocalAccount, consensus: bytes = b"", bonds: bytes = b""
+    ) -> TxReceipt:
         """One ``runEpoch`` transaction (starts an epoch when due, then advances it); the
-        column phase needs ``consensus`` (:meth:`consensus_vector`)."""
-        return self.contract.transact("runEpoch", consensus, sender=sender, gas=MAX_STEP_GAS)
+        column phase needs ``consensus`` (:meth:`consensus_vector`) and the old bond words
+        from the cursor's packed word on (:func:`encode_bonds`)."""
+        return self.contract.transact("runEpoch", consensus, bonds, sender=sender, gas=MAX_STEP_GAS)
 
     def run_epoch_until_done(self, sender: LocalAccount) -> list[TxReceipt]:
-        """Send ``runEpoch`` until no epoch is running (with the consensus vector, computed
-        once, in the column phase); returns every receipt."""
+        """Send ``runEpoch`` until no epoch is running (in the column phase with the consensus
+        vector and the old bond words, both read once); returns every receipt."""
         receipts: list[TxReceipt] = []
         vector = b""
+        old: dict[int, list[int]] = {}
         while True:
-            phase = self.progress()[0]
+            phase, cursor = self.progress()
             if receipts and phase == Phase.IDLE:
                 return receipts
             if len(receipts) >= MAX_STEPS:
@@ -257,9 +278,43 @@ class EpochClient:
                     f"epoch not done after {MAX_STEPS} runEpoch transactions; "
                     "check the chain's block gas limit"
                 )
-            if phase == Phase.COLUMNS and not vector:
+            if phase != Phase.COLUMNS:
+                receipts.append(self.run_epoch(sender))
+                continue
+            if not vector:
                 vector = self.consensus_vector()
-            receipts.append(self.run_epoch(sender, vector if phase == Phase.COLUMNS else b""))
+                old = self.old_bond_words()
+            bonds = self.bonds_for_call(sender.address, vector, old, cursor)
+            receipts.append(self.run_epoch(sender, vector, bonds))
+
+    def bonds_for_call(
+        self, sender: str, vector: bytes, old: dict[int, list[int]], cursor: int
+    ) -> bytes:
+        """The old bond words the next column-phase call reaches, and no more: every byte of
+        calldata costs gas and counts against the call's budget. Simulates the call with the
+        words of every remaining packed word, then again with one word past where that
+        stopped (the shorter calldata leaves room for more), and keeps what the second reached.
+        """
+        first = cursor // LANES
+        groups = [g for g in sorted(old) if g >= first]
+        if not groups:
+            return b""
+        reach = self._reach(sender, vector, old, first, groups[-1] + 1)
+        later = [g for g in groups if g >= reach]
+        if later:
+            reach = self._reach(sender, vector, old, first, later[0] + 1)
+        return encode_bonds({g: old[g] for g in groups if g < reach}, first)
+
+    def _reach(
+        self, sender: str, vector: bytes, old: dict[int, list[int]], first: int, end: int
+    ) -> int:
+        """Packed words ``< end`` whose bond words a call passed those of ``first .. end - 1``
+        reaches (the word it stops inside counts)."""
+        bonds = encode_bonds({g: w for g, w in old.items() if g < end}, first)
+        phase, cursor = self.contract.call("runEpoch", vector, bonds, sender=sender)
+        if Phase(phase) != Phase.COLUMNS:
+            return end
+        return min(end, (int(cursor) + LANES - 1) // LANES)
 
     def consensus_vector(self) -> bytes:
         """The running epoch's consensus vector (column phase): every column's stake-weighted
@@ -293,8 +348,8 @@ class EpochClient:
     def epoch_running(self) -> bool:
         return bool(self.contract.call("epochRunning"))
 
-    def progress(self) -> tuple[Phase, int]:
-        phase, cursor = self.contract.call("progress")
+    def progress(self, block: Any = "latest") -> tuple[Phase, int]:
+        phase, cursor = self.contract.call("progress", block=block)
         return Phase(phase), int(cursor)
 
     def last_epoch_block(self, block: Any = "latest") -> int:
@@ -306,9 +361,50 @@ class EpochClient:
     def bond_rows(self, block: Any = "latest") -> int:
         return int(self.contract.call("bondRows", block=block))
 
-    def bond_row(self, uid: int, n: int, block: Any = "latest") -> tuple[int, ...]:
-        """Stored bond row of validator ``uid`` (first ``n`` lanes)."""
-        return unpack_words(self.contract.call("bondRow", uid, block=block), n)
+    def bond_hashes(self, block: Any = "latest") -> list[bytes]:
+        return [bytes(h) for h in self.contract.call("bondHashes", block=block)]
+
+    def old_bond_words(self, block: int | None = None) -> dict[int, list[int]]:
+        """The bond words the next (or running) epoch takes back: per packed word ``g`` with
+        a non-zero hash, the words the last epoch logged (``BondWords``, one per row of
+        ``bondRows``), checked against ``bondHashes`` as of ``block`` (default: latest)."""
+        number = self.w3.eth.block_number if block is None else block
+        last = self.last_epoch_block(block=number)
+        hashes = self.bond_hashes(block=number)
+        phase, cursor = self.progress(block=number)
+        if phase == Phase.CREDIT:
+            raise TransactionFailed(
+                "the running epoch has rewritten every bond word; read them once it completes"
+            )
+        # Words the running epoch already rewrote are new; it no longer takes those back.
+        done = cursor // LANES if phase == Phase.COLUMNS else 0
+        needed = {g for g, h in enumerate(hashes) if h != ZERO_HASH and g >= done}
+        if not needed:
+            return {}
+        found: dict[int, list[int]] = {}
+        for args in self.contract.logs("BondWords", last, number, epochBlock=last):
+            if int(args["group"]) in needed:
+                found[int(args["group"])] = [int(w) for w in args["words"]]
+        for g in needed:
+            words = found.get(g)
+            if words is None or Web3.keccak(_word_bytes(words)) != hashes[g]:
+                raise TransactionFailed(
+                    f"the bond words of packed word {g} logged by the epoch at block {last} "
+                    "are missing or do not match bondHashes (is the node pruning logs?)"
+                )
+        return {g: found[g] for g in sorted(needed)}
+
+    def stored_bonds(self, n: int, block: int | None = None) -> tuple[tuple[int, ...], ...]:
+        """Every uid's bond row (``n`` lanes) as the last epoch left it: its rows from the
+        logged words, zero for every other uid."""
+        number = self.w3.eth.block_number if block is None else block
+        rows = self.bond_rows(block=number)
+        uids = [u for u in range(256) if rows >> u & 1]
+        words = {u: [0] * LANES for u in range(n)}
+        for g, logged in self.old_bond_words(block=number).items():
+            for uid, word in zip(uids, logged, strict=True):
+                words.setdefault(uid, [0] * LANES)[g] = word
+        return tuple(unpack_words(words[u], n) for u in range(n))
 
     def emission_per_block(self) -> int:
         return int(self.contract.call("emissionPerBlock"))
@@ -325,7 +421,7 @@ def read_epoch_state(w3: Web3, epoch_address: str, block: int | None = None) -> 
     weights = tuple(
         unpack_words(reader.contract.call("weightRow", uid, block=number), n) for uid in range(n)
     )
-    bonds = tuple(client.bond_row(uid, n, block=number) for uid in range(n))
+    bonds = client.stored_bonds(n, block=number)
     balance = int(token.call("balanceOf", client.address, block=number))
     reserved = int(client.contract.call("reserved", block=number))
     owner = to_checksum_address(reader.contract.call("owner", block=number))

@@ -13,15 +13,17 @@ import {YumaMath} from "./libraries/YumaMath.sol";
 /// @title YumaConsensus
 /// @notice The on-chain Yuma Consensus epoch in gas-bounded steps (see `IYumaConsensus`). The
 /// integer algorithm and every rounding are `chain/yuma/fixed.py`'s; `chain/epoch.py` predicts
-/// this contract's outputs from a Metagraph snapshot and the stored bonds.
+/// this contract's outputs from a Metagraph snapshot and the logged bonds.
 /// @dev Steps: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows`
 /// (16 validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
 /// less the weights on uids registered since the row's last update); `_columns` (one packed
 /// word of 16 uid columns per step, 1-2 columns with liquid alpha: the caller's consensus
 /// checked against the column, clipped weights, trust, ranks, bond EMA, the column-scaled
-/// bonds weighted by rank into per-row dividend sums); `_credit` (the emission split,
-/// recomputed from stored ranks and row sums, 48 uids per step). A call runs steps while the gas it used plus the next step's estimate stays
-/// under `GAS_BUDGET`. Weight and bond words known to be zero are never read.
+/// bonds weighted by rank into per-row dividend sums; the old bond words come from the
+/// caller, checked against a hash per word, and the new ones are logged and hashed);
+/// `_credit` (the emission split, recomputed from stored ranks and row sums, 48 uids per
+/// step). A call runs steps while the gas it used (its calldata included) plus the next
+/// step's estimate stays under `GAS_BUDGET`. Weight words known to be zero are never read.
 contract YumaConsensus is IYumaConsensus {
     using SafeERC20 for IERC20;
     using YumaMath for uint256[];
@@ -49,25 +51,7 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private constant R_UID = 192; // uid (u16)
     uint256 private constant R_WORDS = 208; // bit w: weight word w is non-zero (u16)
     uint256 private constant R_ACTIVE = 240; // active flag
-    uint256 private constant R_BONDS = 241; // stored bonds of this uid are current
-
-    /// @dev Column-pass record of one row in memory, 16 words (assembly reads them by offset).
-    uint256 private constant W = 0x00; // weight word of the step's group
-    uint256 private constant OLD = 0x20; // old bond word (0 when the stored bonds are stale)
-    uint256 private constant NEW = 0x40; // new bond word being built
-    uint256 private constant SUM = 0x60; // row sum
-    uint256 private constant LU = 0x80; // last update
-    uint256 private constant UID = 0xa0; // uid
-    uint256 private constant A = 0xc0; // normalised active stake
-    uint256 private constant RAW = 0xe0; // raw active stake (0: not a median participant)
-    uint256 private constant TRUST = 0x100; // sum of clipped weights
-    uint256 private constant ACC = 0x120; // sum_j n_ij * R_j
-    uint256 private constant Y = 0x140; // scaled weight of the current column
-    uint256 private constant E = 0x160; // new bond of the current column
-    uint256 private constant STORED = 0x180; // bond word as stored
-    uint256 private constant BMASK = 0x1a0; // bit w: stored bond word w is non-zero
-    uint256 private constant WMASK = 0x1c0; // bit w: weight word w is non-zero
-    uint256 private constant VALID = 0x1e0; // 1: stored bonds are current
+    uint256 private constant R_BONDS = 241; // old bonds count: a row last epoch, registered by then
 
     IMetagraph private immutable _metagraph;
     ISubnetToken private immutable _token;
@@ -102,11 +86,13 @@ contract YumaConsensus is IYumaConsensus {
     uint256[64] private _rankWords;
     /// @dev Consensus as u16 (round half up), 16 per word.
     uint256[16] private _consensusWords;
-    /// @dev 16 bits per uid, 16 uids per word: bit w set when bond word w of the uid is non-zero.
-    uint256[16] private _bondMasks;
+    /// @dev Per packed word of 16 uid columns: keccak256 of the bond words the last epoch
+    /// wrote, one per row of that epoch (`_bondRows`, ascending uid), 0 when all were zero.
+    bytes32[16] private _bondHash;
     /// @dev What each uid earned and nobody claimed yet, u85 lanes, 3 uids per word.
     uint256[86] private _earned;
-    uint256[16][256] private _bonds;
+    /// @dev Per row: the NEW bond word of a group a call left unfinished (liquid alpha).
+    uint256[256] private _partial;
 
     /// @param metagraph_ the Metagraph (names this contract with `setEpochContract`)
     /// @param token_ the SubnetToken (names this contract its minter)
@@ -121,8 +107,13 @@ contract YumaConsensus is IYumaConsensus {
     // ================================================================== epoch
 
     /// @inheritdoc IYumaConsensus
-    function runEpoch(bytes calldata consensus) external returns (bool done) {
-        uint256 start = gasleft();
+    function runEpoch(bytes calldata consensus, bytes calldata bonds)
+        external
+        returns (Phase phase, uint256 cursor)
+    {
+        // The calldata's cost (at most 16 gas a byte) counts as used: the budget bounds the
+        // whole transaction.
+        uint256 start = gasleft() + 16 * msg.data.length;
         Epoch memory ep = _epoch;
         bool progressed;
         if (ep.phase == Phase.Idle) {
@@ -131,20 +122,25 @@ contract YumaConsensus is IYumaConsensus {
             _start(ep);
             progressed = true;
         }
-        // Each phase runs steps while the budget allows (forced: the call's first step runs
-        // whatever its estimate) and returns false when it stopped for lack of gas.
-        while (ep.phase != Phase.Idle) {
-            bool force = !progressed;
-            progressed = true;
-            bool finished;
-            if (ep.phase == Phase.Rows) finished = _rows(ep, start, force);
-            else if (ep.phase == Phase.Columns) finished = _columns(ep, start, force, _hint(ep, consensus));
-            else finished = _credit(ep, start, force);
-            if (!finished) break;
-        }
+        _advance(ep, start, !progressed, consensus, bonds);
         _epoch = ep;
         emit EpochProgress(ep.phase, ep.cursor);
-        return ep.phase == Phase.Idle;
+        return (ep.phase, ep.cursor);
+    }
+
+    /// @dev Runs the phases' steps while the budget allows (`force`: the call's first step runs
+    /// whatever its estimate); a phase returns false when it stopped for lack of gas or input.
+    function _advance(Epoch memory ep, uint256 start, bool force, bytes calldata consensus, bytes calldata bonds)
+        private
+    {
+        while (ep.phase != Phase.Idle) {
+            bool finished;
+            if (ep.phase == Phase.Rows) finished = _rows(ep, start, force);
+            else if (ep.phase == Phase.Columns) finished = _columns(ep, start, force, _hint(ep, consensus), bonds);
+            else finished = _credit(ep, start, force);
+            if (!finished) break;
+            force = false;
+        }
     }
 
     /// @dev True when a step estimated at `cost` (including the call's final writes) fits the
@@ -306,7 +302,9 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev What the column steps of one call share.
     struct Ctx {
-        uint256[] recs; // one record of RECORD bytes per row (offsets W .. PREV_MASK)
+        uint256[] recs; // one record of RECORD bytes per row
+        uint256 lanes; // memory: the lane header (LH_*), then 16 lane records of LANE bytes
+        uint256[] words; // the finished group's new bond words, contiguous (hashed and logged)
         uint256[16] reg; // registration blocks of the step's word of uids
         uint256 hint; // calldata offset of the consensus vector (u64 per uid, big-endian)
         uint256 total; // T: raw active stake of the median participants
@@ -317,48 +315,93 @@ contract YumaConsensus is IYumaConsensus {
         uint256 high;
         uint256 steepness;
         uint256 reserve; // gas of the call's final writes
+        uint256 width; // uid columns per step (`_width`)
+        uint256 entry; // gas bound of one row's entries in a step
+        bool liquid; // liquid alpha
         uint256 lastEpoch; // the previous epoch's block
+        uint256 epochBlock; // this epoch's block (tags the logged bond words)
         uint256 fresh; // lanes of the step's word whose uid registered after the last epoch
+        uint256 bonds; // calldata offset of group `group`'s old bond words
+        uint256 bondsEnd; // end of the call's bond words
+        uint256 group; // the group `bonds` and `hash` belong to
+        bytes32 hash; // that group's old bond hash (0: every old word is zero, none passed)
+        uint256 prevRows; // rows of the epoch that wrote the old words: words per group
+        bool verified; // the group's words were checked against `hash` in this call
+        bool resumes; // the call starts inside a group: its NEW words so far are in `_partial`
     }
 
-    uint256 private constant PREV_ACC = 0x200; // the row's accumulator word as stored
-    uint256 private constant PREV_MASK = 0x220; // BMASK as stored
-    uint256 private constant RECORD = 0x240; // record size in bytes
+    /// @dev Column-pass record of one row in memory (assembly reads the fields by offset).
+    uint256 private constant W = 0x00; // weight word of the step's group (masked)
+    uint256 private constant OLD = 0x20; // old bond word (0 when stale, fresh lanes cleared)
+    uint256 private constant NEW = 0x40; // new bond word being built
+    uint256 private constant SUM = 0x60; // row sum
+    uint256 private constant RAW = 0x80; // raw active stake (0: not a median participant)
+    uint256 private constant A = 0xa0; // normalised active stake
+    uint256 private constant TRUST = 0xc0; // sum of clipped weights
+    uint256 private constant ACC = 0xe0; // sum_j n_ij * R_j
+    uint256 private constant UID = 0x100;
+    uint256 private constant LU = 0x120; // last update
+    uint256 private constant WMASK = 0x140; // bit w: weight word w is non-zero
+    uint256 private constant PREV = 0x160; // 1 + the row's index among the old words' rows (0: none)
+    uint256 private constant PREV_ACC = 0x180; // the row's accumulator word as stored
+    uint256 private constant EOFF = 0x1a0; // 16 entries: new bond (liquid: its rate before)
+    uint256 private constant RECORD = 0x3a0; // record size in bytes
 
-    function _ctx(Epoch memory ep, uint256 hint) private view returns (Ctx memory c) {
-        YumaEpoch.Params memory p = _params;
-        uint256 rows = ep.rows;
-        uint256[] memory recs = new uint256[](rows * (RECORD >> 5));
-        uint256[] memory active = new uint256[](rows);
-        uint256 total;
-        uint256 reserve = 40_000;
-        for (uint256 i; i < rows; ++i) {
+    /// @dev Lane header and lane records (`Ctx.lanes`): a lane is one uid column of the step.
+    uint256 private constant LH_END = 0x00; // end of the records
+    uint256 private constant LH_S0 = 0x20; // 16 * first lane
+    uint256 private constant LH_ZERO = 0x40; // raw stake of rows whose weight and old bond words are 0
+    uint256 private constant LH = 0x60; // lane c's record at LH + c * LANE:
+    uint256 private constant L_CONS = 0x00; //   consensus (the caller's)
+    uint256 private constant L_STAKES = 0x20; // participants' stake below << 128 | at it; then R_j
+    uint256 private constant L_RC = 0x40; //     sum a_i * cl_ij << 128 | sum e_ij; then sum e_ij
+    uint256 private constant L_ALPHA = 0x60; //  EMA rate; LIQUID (> ONE): per entry, in its slot
+    uint256 private constant LANE = 0x80;
+    uint256 private constant LIQUID = type(uint256).max;
+
+    /// @dev Fills the records from `_rowInfo` and `_rowAcc` (the accumulators restart at the
+    /// column phase's first step) and `active` with raw active stakes; returns their total and
+    /// the gas of writing the accumulators back.
+    function _loadRows(uint256[] memory recs, uint256[] memory active, bool first)
+        private
+        view
+        returns (uint256 total, uint256 reserve)
+    {
+        reserve = 40_000;
+        for (uint256 i; i < active.length; ++i) {
             uint256 info = _rowInfo[i];
             uint256 raw = (info >> R_ACTIVE) & 1 != 0 ? uint96(info) : 0;
             active[i] = raw;
             total += raw;
-            uint256 uid = uint16(info >> R_UID);
-            uint256 prev = _rowAcc[i];
-            // The accumulators restart at the column phase's first step.
-            uint256 acc = ep.cursor == 0 ? 0 : prev;
-            reserve += prev == 0 ? 22_200 : 5_000;
-            uint256 bmask = uint16(_bondMasks[uid >> 4] >> (16 * (uid & 15)));
-            // Record i lies inside recs (rows records of RECORD bytes).
+            uint256 stored = _rowAcc[i];
+            uint256 acc = first ? 0 : stored;
+            reserve += stored == 0 ? 22_200 : 5_000;
+            // Record i lies inside recs (one record of RECORD bytes per row).
             assembly ("memory-safe") {
                 let r := add(add(recs, 0x20), mul(i, RECORD))
                 mstore(add(r, SUM), and(shr(R_SUM, info), 0xffffffff))
                 mstore(add(r, LU), and(shr(R_LU, info), 0xffffffffffffffff))
-                mstore(add(r, UID), uid)
+                mstore(add(r, UID), and(shr(R_UID, info), 0xffff))
                 mstore(add(r, RAW), raw)
                 mstore(add(r, TRUST), and(acc, 0xffffffffffffffff))
                 mstore(add(r, ACC), shr(64, acc))
-                mstore(add(r, BMASK), bmask)
                 mstore(add(r, WMASK), and(shr(R_WORDS, info), 0xffff))
-                mstore(add(r, VALID), and(shr(R_BONDS, info), 1))
-                mstore(add(r, PREV_ACC), prev)
-                mstore(add(r, PREV_MASK), bmask)
+                mstore(add(r, PREV), and(shr(R_BONDS, info), 1))
+                mstore(add(r, PREV_ACC), stored)
             }
         }
+    }
+
+    function _ctx(Epoch memory ep, uint256 hint, uint256 bonds, uint256 bondsLen)
+        private
+        view
+        returns (Ctx memory c)
+    {
+        YumaEpoch.Params memory p = _params;
+        uint256 rows = ep.rows;
+        uint256[] memory recs = new uint256[](rows * (RECORD >> 5));
+        uint256[] memory active = new uint256[](rows);
+        (uint256 total, uint256 reserve) = _loadRows(recs, active, ep.cursor == 0);
         // Raw stakes are below 2^96: within normalize's precondition.
         active.normalize();
         for (uint256 i; i < rows; ++i) {
@@ -367,7 +410,16 @@ contract YumaConsensus is IYumaConsensus {
                 mstore(add(add(add(recs, 0x20), mul(i, RECORD)), A), a)
             }
         }
+        uint256 lanes;
+        // The lane area: header and 16 lane records past the free memory pointer.
+        assembly ("memory-safe") {
+            lanes := mload(0x40)
+            mstore(0x40, add(lanes, add(LH, mul(16, LANE))))
+            mstore(add(lanes, LH_END), add(add(recs, 0x20), mul(rows, RECORD)))
+        }
         c.recs = recs;
+        c.lanes = lanes;
+        c.words = new uint256[](rows);
         c.hint = hint;
         c.total = total;
         c.target = total * (U16_MAX - p.kappa);
@@ -376,16 +428,44 @@ contract YumaConsensus is IYumaConsensus {
         c.low = YumaMath.u16ToFraction(p.alphaLow);
         c.high = YumaMath.u16ToFraction(p.alphaHigh);
         c.steepness = p.alphaSigmoidSteepness;
-        c.reserve = reserve;
+        // A call that stops inside a group (liquid alpha) saves its NEW words.
+        c.reserve = reserve + (p.liquidAlpha ? rows * 22_200 : 0);
+        c.width = _width(p.liquidAlpha, rows);
+        c.entry = _entryGas(rows);
+        c.liquid = p.liquidAlpha;
         c.lastEpoch = ep.lastEpochBlock;
+        c.epochBlock = ep.epochBlock;
+        c.bonds = bonds;
+        c.bondsEnd = bonds + bondsLen;
+        c.group = ep.cursor >> 4;
+        if (c.group < 16) c.hash = _bondHash[c.group];
+        c.prevRows = _oldRows(recs, rows);
+        c.resumes = ep.cursor & 15 != 0;
     }
 
-    /// @dev Steps per packed word of 16 uid columns: the widest that keeps one step (with the
-    /// call's context and final writes, every bond word written for the first time) under the
-    /// budget at 64 rows. An entry costs a few hundred gas, ~16k with liquid alpha's sigmoid.
-    function _stepsPerWord(bool liquid, uint256 rows) private pure returns (uint256) {
-        if (liquid) return rows > 32 ? 16 : 8;
-        return 1;
+    /// @dev Turns each record's PREV flag (its uid's old bonds are current) into 1 + its index
+    /// among the last epoch's rows (`_bondRows`, ascending uid); returns how many those were.
+    function _oldRows(uint256[] memory recs, uint256 rows) private view returns (uint256 count) {
+        uint256 bits = _bondRows;
+        for (uint256 i; i < rows; ++i) {
+            uint256 uid = _field(recs, i, UID);
+            // Old rows below uid: rows ascend by uid, so the bits counted are gone from `bits`.
+            for (uint256 below = bits & ((1 << uid) - 1); below != 0; below &= below - 1) {
+                ++count;
+            }
+            bits &= ~((1 << uid) - 1);
+            if (_field(recs, i, PREV) != 0) _setField(recs, i, PREV, count + 1);
+        }
+        for (; bits != 0; bits &= bits - 1) {
+            ++count;
+        }
+    }
+
+    /// @dev Uid columns per step: a whole word of 16 at the fixed rate; with liquid alpha (its
+    /// sigmoid costs ~16k gas an entry) the widest that keeps a step under the budget at 64 rows.
+    function _width(bool liquid, uint256 rows) private pure returns (uint256) {
+        if (!liquid) return 16;
+        return rows > 32 ? 1 : 2;
     }
 
     /// @dev Calldata offset of the consensus vector, 0 when the call brought none (a real
@@ -400,120 +480,157 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Column steps: `16 / _stepsPerWord` uid columns of one packed word each. They need
-    /// the consensus vector (`hint`, see `_hint`): without one the call stops here.
-    function _columns(Epoch memory ep, uint256 start, bool force, uint256 hint) private returns (bool) {
-        bool liquid = _params.liquidAlpha;
-        uint256 per = _stepsPerWord(liquid, ep.rows);
-        uint256 steps = ((uint256(ep.n) + 15) >> 4) * per;
-        if (ep.cursor < steps && hint == 0) {
+    /// @dev Column steps from uid column `ep.cursor`: `_width` columns of one packed word each.
+    /// They need the consensus vector (`hint`, see `_hint`) and the old bond words of the
+    /// groups they reach (`bonds`): without them the call stops.
+    function _columns(Epoch memory ep, uint256 start, bool force, uint256 hint, bytes calldata bonds)
+        private
+        returns (bool)
+    {
+        if (ep.cursor < ep.n && hint == 0) {
             if (force) revert YumaConsensusNeedsConsensus();
             return false;
         }
-        // The context reads about three words per row, the final writes cost up to 23k a row;
-        // a step at most what `_stepBound` allows for a row that writes its first bonds.
-        uint256 entry = (16 / per) * (liquid ? 16_000 : ENTRY_GAS);
-        if (!_fits(start, 120_000 + uint256(ep.rows) * (57_000 + entry), force)) return false;
-        Ctx memory c = _ctx(ep, hint);
-        while (ep.cursor < steps) {
-            if (!_fits(start, _stepBound(c, ep.cursor / per, entry) + c.reserve, force)) break;
+        // The context reads two words per row, the final writes cost up to 23k a row (45k with
+        // liquid alpha's saved words); a step at most what `_stepBound` allows.
+        if (!_fits(start, 120_000 + uint256(ep.rows) * (70_000 + _entryGas(ep.rows)), force)) return false;
+        Ctx memory c = _ctx(ep, hint, _offset(bonds), bonds.length);
+        while (ep.cursor < ep.n) {
+            uint256 g = ep.cursor >> 4;
+            uint256 c0 = ep.cursor & 15;
+            uint256 c1 = _stepEnd(ep.n, g, c0, c.width);
+            if (!_fits(start, _stepBound(c, g) + c.reserve, force)) break;
+            if (!_groupBonds(c, g)) {
+                if (force) revert YumaConsensusNeedsBonds(g);
+                break;
+            }
             force = false;
-            _step(ep, c, liquid, per, ep.cursor);
-            ep.cursor += 1;
+            _step(c, g, c0, c1, c1 == 16 || 16 * g + c1 == ep.n);
+            ep.cursor = uint16(16 * g + c1);
         }
+        if (ep.cursor & 15 != 0 && ep.cursor < ep.n) _savePartial(c);
         _saveRows(c, ep.rows);
-        if (ep.cursor < steps) return false;
+        if (ep.cursor < ep.n) return false;
         ep.phase = Phase.Credit;
         ep.cursor = 0;
         return true;
     }
 
-    /// @dev Gas bound of a step in word `g`: per row its weight read, its bond word read and
-    /// write (a first write when the stored word is zero) and `entry` for its entries.
-    function _stepBound(Ctx memory c, uint256 g, uint256 entry) private pure returns (uint256 bound) {
+    /// @dev End (exclusive) of the step from lane `c0` of word `g`: `width` lanes, at most to
+    /// the word's last uid.
+    function _stepEnd(uint256 n, uint256 g, uint256 c0, uint256 width) private pure returns (uint256) {
+        uint256 last = n - 16 * g < 16 ? n - 16 * g : 16;
+        return c0 + width < last ? c0 + width : last;
+    }
+
+    /// @dev Gas bound of one row's entries in a step.
+    function _entryGas(uint256 rows) private view returns (uint256) {
+        bool liquid = _params.liquidAlpha;
+        return _width(liquid, rows) * (liquid ? 16_000 : ENTRY_GAS);
+    }
+
+    function _offset(bytes calldata data) private pure returns (uint256 off) {
+        assembly {
+            off := data.offset
+        }
+    }
+
+    /// @dev Points `c.bonds` at group `g`'s old bond words (groups come in order: each takes
+    /// `prevRows` words when its old hash is non-zero, none otherwise) and checks them against
+    /// the hash once per call. False when the call did not bring them.
+    function _groupBonds(Ctx memory c, uint256 g) private view returns (bool) {
+        uint256 size = 32 * c.prevRows;
+        while (c.group < g) {
+            if (c.hash != 0) c.bonds += size;
+            c.group += 1;
+            c.hash = _bondHash[c.group];
+            c.verified = false;
+        }
+        if (c.hash == 0 || c.verified) return true;
+        if (c.bonds + size > c.bondsEnd) return false;
+        uint256 off = c.bonds;
+        bytes32 got;
+        // Hashes the words in free memory without allocating.
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, off, size)
+            got := keccak256(m, size)
+        }
+        if (got != c.hash) revert YumaConsensusWrongBonds(g);
+        c.verified = true;
+        return true;
+    }
+
+    /// @dev Gas bound of a step in word `g`: per row its weight read (when non-zero), its share
+    /// of loading and finishing the group and `entry` for its entries.
+    function _stepBound(Ctx memory c, uint256 g) private pure returns (uint256 bound) {
         uint256[] memory recs = c.recs;
         uint256 rows = recs.length / (RECORD >> 5);
-        bound = 60_000 + rows * entry;
+        bound = 80_000 + rows * (c.entry + 1_500);
         for (uint256 i; i < rows; ++i) {
-            bound += (_field(recs, i, BMASK) >> g) & 1 != 0 ? 5_200 : 22_400;
             if ((_field(recs, i, WMASK) >> g) & 1 != 0) bound += 2_400;
         }
     }
 
-    /// @dev Writes back each row's trust and dividend sum and the bond-word masks that changed.
+    /// @dev Writes back each row's trust and dividend sum.
     function _saveRows(Ctx memory c, uint256 rows) private {
         uint256[] memory recs = c.recs;
         for (uint256 i; i < rows; ++i) {
-            uint256 uid;
             uint256 word;
             uint256 prev;
-            uint256 mask;
-            uint256 prevMask;
             // Record i lies inside recs; trust <= ONE < 2^64, the dividend sum <= ONE^2 < 2^192.
             assembly ("memory-safe") {
                 let r := add(add(recs, 0x20), mul(i, RECORD))
-                uid := mload(add(r, UID))
                 word := or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC))))
                 prev := mload(add(r, PREV_ACC))
-                mask := mload(add(r, BMASK))
-                prevMask := mload(add(r, PREV_MASK))
                 mstore(add(r, PREV_ACC), word)
-                mstore(add(r, PREV_MASK), mask)
             }
             if (word != prev) _rowAcc[i] = word;
-            if (mask != prevMask) {
-                uint256 shift = 16 * (uid & 15);
-                _bondMasks[uid >> 4] = (_bondMasks[uid >> 4] & ~(uint256(0xFFFF) << shift)) | (mask << shift);
-            }
         }
     }
 
-    /// @dev Step `st`: columns `16g + c0 .. 16g + c1 - 1` of packed word `g = st / per`
-    /// (`per` steps per word, see `_stepsPerWord`), `c0 = (16 / per) * (st % per)` (a
-    /// no-op past the last column). The other lanes of the bond, consensus and rank words are
-    /// kept: old bonds before their step, this epoch's after it (a row whose stored bonds are
-    /// stale starts from a zero word at `c0 = 0`).
-    function _step(Epoch memory ep, Ctx memory c, bool liquid, uint256 per, uint256 st) private {
-        uint256 g = st / per;
-        uint256 c0 = (st % per) * (16 / per);
-        uint256 c1 = uint256(ep.n) - 16 * g < 16 ? uint256(ep.n) - 16 * g : 16;
-        if (c0 >= c1) return;
-        if (c0 + 16 / per < c1) c1 = c0 + 16 / per;
-        uint256 lanes = _lanes(c0, c1);
-        bool live = _loadGroup(c, g, c0 != 0, lanes);
-        _groupColumns(c, live ? (liquid ? 2 : 1) : 0, g, c0, c1);
-        _storeGroup(c, g);
+    /// @dev The NEW words of a group the call leaves unfinished (liquid alpha).
+    function _savePartial(Ctx memory c) private {
+        uint256 rows = c.recs.length / (RECORD >> 5);
+        for (uint256 i; i < rows; ++i) {
+            uint256 word = _field(c.recs, i, NEW);
+            if (_partial[i] != word) _partial[i] = word;
+        }
+    }
+
+    /// @dev Columns `16g + c0 .. 16g + c1 - 1`: loads the group, runs the pass, checks the
+    /// consensus, records consensus and rank lanes, adds the dividend sums and, at the group's
+    /// last column, commits its new bond words.
+    function _step(Ctx memory c, uint256 g, uint256 c0, uint256 c1, bool finish) private {
+        _loadGroup(c, g, c0);
+        bool liquid = c.liquid;
+        uint256 lanes = c.lanes;
+        for (uint256 col = c0; col < c1; ++col) {
+            uint256 cons = _hintOf(c, 16 * g + col);
+            uint256 alpha = liquid && cons != 0 ? LIQUID : c.alpha;
+            // Lane col < 16 lies inside the lane area.
+            assembly ("memory-safe") {
+                let q := add(add(lanes, LH), mul(col, LANE))
+                mstore(add(q, L_CONS), cons)
+                mstore(add(q, L_STAKES), 0)
+                mstore(add(q, L_RC), 0)
+                mstore(add(q, L_ALPHA), alpha)
+            }
+        }
+        assembly ("memory-safe") {
+            mstore(add(lanes, LH_S0), mul(16, c0))
+            mstore(add(lanes, LH_ZERO), 0)
+        }
+        if (liquid) _liquidRates(c, c0, c1);
+        _pass(c.recs, lanes, c.penalty, 16 * c1);
+        _finishColumns(c, g, c0, c1);
+        _dividends(c.recs, lanes, 16 * c1);
+        if (finish) _finishGroup(c, g);
     }
 
     /// @dev Bits of u16 lanes `c0 .. c1 - 1` (c0 < c1 <= 16).
     function _lanes(uint256 c0, uint256 c1) private pure returns (uint256) {
         return (type(uint256).max >> (256 - 16 * (c1 - c0))) << (16 * c0);
-    }
-
-    /// @dev Columns `16g + c0 .. 16g + c1 - 1`: their consensus and rank lanes (`mode` 0: the
-    /// group holds no weight and no old bond, every output is 0; 1 fixed rate; 2 liquid alpha).
-    function _groupColumns(Ctx memory c, uint256 mode, uint256 g, uint256 c0, uint256 c1) private {
-        uint256 consensus = _consensusWords[g] & ~_lanes(c0, c1);
-        uint256[4] memory ranks;
-        for (uint256 k; k < 4; ++k) {
-            ranks[k] = _rankWords[4 * g + k];
-        }
-        for (uint256 col = c0; col < c1; ++col) {
-            uint256 j = 16 * g + col;
-            uint256 cons = _hintOf(c, j);
-            uint256 rank;
-            // With no weight and no old bond every scaled weight is 0, and so is the median.
-            if (mode == 0 && cons != 0) revert YumaConsensusWrongConsensus(j, cons);
-            if (mode != 0) rank = _column(c, mode == 2, j, 16 * col, cons);
-            consensus |= _toU16(cons) << (16 * col);
-            uint256 shift = 64 * (col & 3);
-            // rank <= ONE < 2^64 fits its lane.
-            ranks[col >> 2] = (ranks[col >> 2] & ~(uint256(type(uint64).max) << shift)) | (rank << shift);
-        }
-        if (_consensusWords[g] != consensus) _consensusWords[g] = consensus;
-        for (uint256 k; k < 4; ++k) {
-            if (_rankWords[4 * g + k] != ranks[k]) _rankWords[4 * g + k] = ranks[k];
-        }
     }
 
     /// @dev The consensus the caller gives for uid `j` (u64 at byte `8j` of the vector).
@@ -526,12 +643,11 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev Loads weight word `g` (rows whose word is non-zero; the row's own lane and lanes of
-    /// uids registered at or after its last update cleared) and bond word `g` (rows whose
-    /// stored word is non-zero) into the records, the group's registration blocks into
-    /// `c.reg`, and starts each new bond word from the stored one without `lanes` (from zero
-    /// for stale bonds at a group's first step). True when some row has a weight or an old
-    /// bond in `lanes`.
-    function _loadGroup(Ctx memory c, uint256 g, bool second, uint256 lanes) private view returns (bool live) {
+    /// uids registered at or after its last update cleared) and the old bond word `g` (rows
+    /// with current old bonds, fresh lanes cleared) into the records, the group's registration
+    /// blocks into `c.reg`; NEW starts at 0 at the group's first column (else it keeps the
+    /// lanes done, from `_partial` at a call's first step).
+    function _loadGroup(Ctx memory c, uint256 g, uint256 c0) private view {
         uint256[] memory recs = c.recs;
         uint256 rows = recs.length / (RECORD >> 5);
         uint256 maxReg = _loadRegistrations(c, g);
@@ -549,14 +665,27 @@ contract YumaConsensus is IYumaConsensus {
             words = _metagraph.epochWords(uids, g);
         }
         count = 0;
-        uint256 seen;
+        uint256 src = c.hash != 0 ? c.bonds : 0;
+        uint256 keep = ~c.fresh;
+        bool resumes = c.resumes;
         for (uint256 i; i < rows; ++i) {
             uint256 w;
             if ((_field(recs, i, WMASK) >> g) & 1 != 0) w = _masked(c, i, g, words[count++], maxReg);
             _setField(recs, i, W, w);
-            seen |= (w | _loadBond(c, i, g, second, lanes)) & lanes;
+            uint256 prev = _field(recs, i, PREV);
+            uint256 old;
+            if (src != 0 && prev != 0) {
+                uint256 at = src + 32 * (prev - 1);
+                // at + 32 <= c.bondsEnd: `_groupBonds` checked the group's words are there.
+                assembly {
+                    old := and(calldataload(at), keep)
+                }
+            }
+            _setField(recs, i, OLD, old);
+            if (c0 == 0) _setField(recs, i, NEW, 0);
+            else if (resumes) _setField(recs, i, NEW, _partial[i]);
         }
-        live = seen != 0;
+        c.resumes = false;
     }
 
     /// @dev Registration blocks of word `g`'s uids into `c.reg`, the lanes of uids registered
@@ -589,45 +718,11 @@ contract YumaConsensus is IYumaConsensus {
         return w;
     }
 
-    /// @dev Bond word `g` of row `i` into STORED, OLD (without `c.fresh`) and NEW (see
-    /// `_loadGroup`); returns OLD.
-    function _loadBond(Ctx memory c, uint256 i, uint256 g, bool second, uint256 lanes)
-        private
-        view
-        returns (uint256 old)
-    {
-        uint256[] memory recs = c.recs;
-        uint256 fresh = c.fresh;
-        uint256 stored = (_field(recs, i, BMASK) >> g) & 1 != 0 ? _bonds[_field(recs, i, UID)][g] : 0;
-        bool valid = _field(recs, i, VALID) != 0;
-        old = valid ? stored & ~fresh : 0;
-        _setField(recs, i, STORED, stored);
-        _setField(recs, i, OLD, old);
-        _setField(recs, i, NEW, (valid || second ? stored : 0) & ~lanes);
-    }
-
-    /// @dev Writes each row's bond word `g` when it changed and records whether it is non-zero.
-    function _storeGroup(Ctx memory c, uint256 g) private {
-        uint256[] memory recs = c.recs;
-        uint256 rows = recs.length / (RECORD >> 5);
-        for (uint256 i; i < rows; ++i) {
-            uint256 word = _field(recs, i, NEW);
-            if (word != _field(recs, i, STORED)) _bonds[_field(recs, i, UID)][g] = word;
-            uint256 mask = _field(recs, i, BMASK);
-            _setField(recs, i, BMASK, word != 0 ? mask | (1 << g) : mask & ~(1 << g));
-        }
-    }
-
     function _field(uint256[] memory recs, uint256 i, uint256 off) private pure returns (uint256 v) {
         // Callers pass i < rows and an offset inside a record.
         assembly ("memory-safe") {
             v := mload(add(add(add(recs, 0x20), mul(i, RECORD)), off))
         }
-    }
-
-    /// @dev Adds `v` to a field (for the NEW word: sets a lane that is still zero).
-    function _addField(uint256[] memory recs, uint256 i, uint256 off, uint256 v) private pure {
-        _setField(recs, i, off, _field(recs, i, off) + v);
     }
 
     function _setField(uint256[] memory recs, uint256 i, uint256 off, uint256 v) private pure {
@@ -637,22 +732,138 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Column `j` at lane `lane` of the loaded words, with the caller's consensus `cons`:
-    /// checks `cons` is the column's stake-weighted median, returns its rank; adds to each
-    /// row's trust and dividend sum and sets the new bond lane.
-    function _column(Ctx memory c, bool liquid, uint256 j, uint256 lane, uint256 cons)
-        private
-        pure
-        returns (uint256 rank)
-    {
-        bool scaleOnly = liquid && cons != 0;
-        uint256 colSum;
-        uint256 stakes;
-        (rank, colSum, stakes) = _pass(c.recs, c.alpha, c.penalty, lane, cons, scaleOnly);
-        _checkConsensus(c, j, cons, stakes);
-        if (scaleOnly) (rank, colSum) = _bondsLiquid(c, lane, cons);
-        rank /= ONE;
-        if (colSum != 0 && rank != 0) _addDividends(c.recs, colSum, rank);
+    /// @dev Liquid alpha: the rate of every entry in a lane with non-zero consensus, into the
+    /// entry's slot (the sigmoid dominates the cost).
+    function _liquidRates(Ctx memory c, uint256 c0, uint256 c1) private pure {
+        uint256[] memory recs = c.recs;
+        uint256 rows = recs.length / (RECORD >> 5);
+        uint256 lanes = c.lanes;
+        for (uint256 col = c0; col < c1; ++col) {
+            uint256 cons;
+            assembly ("memory-safe") {
+                cons := mload(add(add(lanes, LH), mul(col, LANE)))
+            }
+            if (cons == 0) continue;
+            for (uint256 i; i < rows; ++i) {
+                _setField(recs, i, EOFF + 32 * col, _liquidRate(c, i, 16 * col, cons));
+            }
+        }
+    }
+
+    /// @dev Row `i`'s liquid-alpha rate in the lane at bit `shift`, from its scaled weight's
+    /// penalised target and its old bond.
+    function _liquidRate(Ctx memory c, uint256 i, uint256 shift, uint256 cons) private pure returns (uint256) {
+        uint256 y = (_field(c.recs, i, W) >> shift) & 0xFFFF;
+        if (y != 0) y = y * ONE / _field(c.recs, i, SUM);
+        uint256 cl = y < cons ? y : cons;
+        uint256 t = y - (y - cl) * c.penalty / U16_MAX;
+        uint256 old = YumaMath.u16ToFraction((_field(c.recs, i, OLD) >> shift) & 0xFFFF);
+        return YumaMath.liquidAlpha(cons, t, old, c.low, c.high, c.steepness);
+    }
+
+    /// @dev The pass over lanes `LH_S0 / 16 .. s1 / 16 - 1` of every row, row by row: the
+    /// scaled weight `y = x * ONE / rowSum`; the participants' raw stake below the lane's
+    /// consensus (high half of L_STAKES) and at it (low half), rows whose weight and old bond
+    /// words are both zero counted in LH_ZERO instead; then, where `y` or the old bond is
+    /// non-zero, the clipped weight `cl = min(y, cons)` into the row's trust and (times `a_i`)
+    /// the lane's rank, the penalised EMA target `y - (y - cl) * penalty / 65535`, the new bond
+    /// `(ONE - alpha) * old / ONE + alpha * target / ONE` into the entry's slot, the lane's
+    /// bond sum and the row's NEW word (u16, round half up).
+    function _pass(uint256[] memory recs, uint256 lanes, uint256 penalty, uint256 s1) private pure {
+        // Records lie inside recs, lanes inside the lane area. A row whose sum is 0 has only
+        // zero lanes (the EVM's x / 0 is 0); x * ONE < 2^76; y, cl, old, alpha <= ONE: products
+        // < 2^120, and the new bond <= ONE needs no clamp. Raw stakes sum below 2^104 (a
+        // 128-bit half each); trust <= ONE per row; the rank sum <= ONE^2 < 2^120 sits above a
+        // bond sum <= rows * ONE < 2^128. Penalty and s1 wait in scratch space (stack slots).
+        assembly ("memory-safe") {
+            mstore(0x00, penalty)
+            mstore(0x20, s1)
+            for { let p := add(recs, 0x20) } lt(p, mload(add(lanes, LH_END))) { p := add(p, RECORD) } {
+                let w := mload(p)
+                let o := mload(add(p, OLD))
+                if iszero(or(w, o)) {
+                    let z := add(lanes, LH_ZERO)
+                    mstore(z, add(mload(z), mload(add(p, RAW))))
+                    continue
+                }
+                let trust := mload(add(p, TRUST))
+                let nw := mload(add(p, NEW))
+                let s := mload(add(lanes, LH_S0))
+                let x := add(add(p, EOFF), shl(1, s))
+                for { let q := add(add(lanes, LH), shl(3, s)) } lt(s, mload(0x20)) {
+                    s := add(s, 16)
+                    q := add(q, LANE)
+                    x := add(x, 0x20)
+                } {
+                    let y := div(mul(and(shr(s, w), 0xffff), ONE), mload(add(p, SUM)))
+                    let cons := mload(q)
+                    if iszero(gt(y, cons)) {
+                        let k := add(q, L_STAKES)
+                        mstore(k, add(mload(k), shl(mul(lt(y, cons), 128), mload(add(p, RAW)))))
+                    }
+                    let old := and(shr(s, o), 0xffff)
+                    let t := 0
+                    if or(y, old) {
+                        // cons becomes cl, y the rate once the target t is known.
+                        if lt(y, cons) { cons := y }
+                        trust := add(trust, cons)
+                        t := y
+                        if gt(y, cons) { t := sub(y, div(mul(sub(y, cons), mload(0x00)), U16_MAX)) }
+                        y := mload(add(q, L_ALPHA))
+                        if gt(y, ONE) { y := mload(x) }
+                        t := add(div(mul(sub(ONE, y), div(mul(old, ONE), U16_MAX)), ONE), div(mul(y, t), ONE))
+                        y := add(q, L_RC)
+                        mstore(y, add(mload(y), add(shl(128, mul(mload(add(p, A)), cons)), t)))
+                        nw := or(nw, shl(s, div(add(mul(t, U16_MAX), HALF), ONE)))
+                    }
+                    mstore(x, t)
+                }
+                mstore(add(p, TRUST), trust)
+                mstore(add(p, NEW), nw)
+            }
+        }
+    }
+
+    /// @dev Checks each lane's consensus, turns its sums into the rank `R_j` (L_STAKES) and
+    /// bond sum (L_RC) the dividends read, and records consensus (u16) and rank lanes.
+    function _finishColumns(Ctx memory c, uint256 g, uint256 c0, uint256 c1) private {
+        uint256 lanes = c.lanes;
+        uint256 consensus = _consensusWords[g] & ~_lanes(c0, c1);
+        uint256[4] memory ranks;
+        for (uint256 k; k < 4; ++k) {
+            ranks[k] = _rankWords[4 * g + k];
+        }
+        uint256 zero;
+        assembly ("memory-safe") {
+            zero := mload(add(lanes, LH_ZERO))
+        }
+        for (uint256 col = c0; col < c1; ++col) {
+            uint256 q = lanes + LH + col * LANE;
+            uint256 cons;
+            uint256 stakes;
+            uint256 rc;
+            assembly ("memory-safe") {
+                cons := mload(add(q, L_CONS))
+                stakes := mload(add(q, L_STAKES))
+                rc := mload(add(q, L_RC))
+            }
+            // The skipped rows' scaled weights are 0: at a zero consensus, below it otherwise.
+            stakes += cons == 0 ? zero : zero << 128;
+            _checkConsensus(c, 16 * g + col, cons, stakes);
+            uint256 rank = (rc >> 128) / ONE;
+            assembly ("memory-safe") {
+                mstore(add(q, L_STAKES), rank)
+                mstore(add(q, L_RC), and(rc, 0xffffffffffffffffffffffffffffffff))
+            }
+            consensus |= _toU16(cons) << (16 * col);
+            uint256 shift = 64 * (col & 3);
+            // rank <= ONE < 2^64 fits its lane.
+            ranks[col >> 2] = (ranks[col >> 2] & ~(uint256(type(uint64).max) << shift)) | (rank << shift);
+        }
+        if (_consensusWords[g] != consensus) _consensusWords[g] = consensus;
+        for (uint256 k; k < 4; ++k) {
+            if (_rankWords[4 * g + k] != ranks[k]) _rankWords[4 * g + k] = ranks[k];
+        }
     }
 
     /// @dev `cons` is the stake-weighted median of a column whose participants hold raw stake
@@ -671,121 +882,45 @@ contract YumaConsensus is IYumaConsensus {
         if (!ok) revert YumaConsensusWrongConsensus(j, cons);
     }
 
-    /// @dev One pass over the rows of a column: the scaled weight `x * ONE / rowSum` of each
-    /// row and the participants' raw stake below `cons` (high 128 bits of `stakes`) and at it
-    /// (low 128 bits); then, unless `scaleOnly` (which leaves the scaled weight in Y for
-    /// `_bondsLiquid`), clipping, trust, rank (unscaled) and the fixed-rate bond EMA, leaving
-    /// each new bond in E and its u16 lane in NEW. Returns the rank, the new bonds' sum and the
-    /// stakes.
-    function _pass(
-        uint256[] memory recs,
-        uint256 alpha,
-        uint256 penalty,
-        uint256 lane,
-        uint256 cons,
-        bool scaleOnly
-    ) private pure returns (uint256 rank, uint256 colSum, uint256 stakes) {
-        // Records lie inside recs. Lanes cleared at load read 0, and a row whose sum is 0 has
-        // only zero lanes (the EVM's x / 0 is 0); x * ONE < 2^76. y, cl, old, alpha <= ONE:
-        // products < 2^120, and the new bond (1 - alpha) * old + alpha * t <= ONE needs no
-        // clamp. Raw stakes sum below 2^104 (a 128-bit half each); trust <= ONE per row (a row
-        // sums to at most ONE); rank <= ONE^2 (sum_i a_i <= ONE); colSum <= rows * ONE.
-        // The rates wait in scratch space (the loop runs out of stack slots otherwise).
+    /// @dev Adds `floor(e_ij * ONE / colSum_j) * R_j` over the step's lanes to every row's
+    /// dividend sum (rows `_pass` skipped have no bond in them).
+    function _dividends(uint256[] memory recs, uint256 lanes, uint256 s1) private pure {
+        // Records and lanes lie inside their areas. The scaled bond <= ONE and R_j <= ONE, and a
+        // row's sum over the epoch stays <= ONE^2 (ranks sum to at most ONE).
         assembly ("memory-safe") {
-            mstore(0x00, sub(ONE, alpha))
-            mstore(0x20, alpha)
-            let p := add(recs, 0x20)
-            let end := add(p, mul(div(mload(recs), 18), RECORD))
-            for {} lt(p, end) { p := add(p, RECORD) } {
-                let y := div(mul(and(shr(lane, mload(p)), 0xffff), ONE), mload(add(p, SUM)))
-                let t := mload(add(p, RAW))
-                stakes := add(stakes, or(shl(128, mul(t, lt(y, cons))), mul(t, eq(y, cons))))
-                if scaleOnly {
-                    mstore(add(p, Y), y)
-                    continue
+            mstore(0x20, s1)
+            for { let p := add(recs, 0x20) } lt(p, mload(add(lanes, LH_END))) { p := add(p, RECORD) } {
+                if iszero(or(mload(p), mload(add(p, OLD)))) { continue }
+                let acc := mload(add(p, ACC))
+                let s := mload(add(lanes, LH_S0))
+                let q := add(add(lanes, LH), shl(3, s))
+                let end := add(add(p, EOFF), shl(1, mload(0x20)))
+                for { let x := add(add(p, EOFF), shl(1, s)) } lt(x, end) {
+                    x := add(x, 0x20)
+                    q := add(q, LANE)
+                } {
+                    let e := mload(x)
+                    if e { acc := add(acc, mul(div(mul(e, ONE), mload(add(q, L_RC))), mload(add(q, L_STAKES)))) }
                 }
-                let old := div(mul(and(shr(lane, mload(add(p, OLD))), 0xffff), ONE), U16_MAX)
-                // A zero weight with a zero old bond leaves everything at zero.
-                t := 0
-                if or(y, old) {
-                    // t: the clipped weight cl = min(y, cons), then the EMA target
-                    // y - (y - cl) * penalty / 65535 (cl at full penalty), then the new bond.
-                    t := y
-                    if lt(cons, y) { t := cons }
-                    mstore(add(p, TRUST), add(mload(add(p, TRUST)), t))
-                    rank := add(rank, mul(mload(add(p, A)), t))
-                    if gt(y, t) { t := sub(y, div(mul(sub(y, t), penalty), U16_MAX)) }
-                    t := add(div(mul(mload(0x00), old), ONE), div(mul(mload(0x20), t), ONE))
-                    colSum := add(colSum, t)
-                    mstore(add(p, NEW), or(mload(add(p, NEW)), shl(lane, div(add(mul(t, U16_MAX), HALF), ONE))))
-                }
-                mstore(add(p, E), t)
+                mstore(add(p, ACC), acc)
             }
         }
     }
 
-    /// @dev The liquid-alpha EMA of a column whose scaled weights are in Y (the sigmoid
-    /// dominates the cost): clipping, trust, rank (unscaled), new bonds in E and NEW. Returns
-    /// the rank and the new bonds' sum.
-    function _bondsLiquid(Ctx memory c, uint256 lane, uint256 cons)
-        private
-        pure
-        returns (uint256 rank, uint256 colSum)
-    {
-        uint256 rows = c.recs.length / (RECORD >> 5);
-        for (uint256 i; i < rows; ++i) {
-            (uint256 r, uint256 e) = _liquidEntry(c, i, lane, cons);
-            rank += r;
-            colSum += e;
+    /// @dev Commits group `g`'s new bond words: their hash (0 when all are zero) and a log of
+    /// them for the next epoch's caller.
+    function _finishGroup(Ctx memory c, uint256 g) private {
+        uint256[] memory recs = c.recs;
+        uint256[] memory words = c.words;
+        bool any;
+        for (uint256 i; i < words.length; ++i) {
+            uint256 word = _field(recs, i, NEW);
+            words[i] = word;
+            if (word != 0) any = true;
         }
-    }
-
-    /// @dev Row `i` of the column with liquid alpha: returns `a_i * cl` and the new bond.
-    function _liquidEntry(Ctx memory c, uint256 i, uint256 lane, uint256 cons)
-        private
-        pure
-        returns (uint256 rank, uint256 e)
-    {
-        uint256 y = _field(c.recs, i, Y);
-        uint256 old = YumaMath.u16ToFraction((_field(c.recs, i, OLD) >> lane) & 0xFFFF);
-        if (y != 0 || old != 0) {
-            uint256 cl = y < cons ? y : cons;
-            _addField(c.recs, i, TRUST, cl);
-            rank = _field(c.recs, i, A) * cl;
-            e = _emaLiquid(c, y, cl, old, cons);
-            _addField(c.recs, i, NEW, _toU16(e) << lane);
-        }
-        _setField(c.recs, i, E, e);
-    }
-
-    /// @dev New bond of one entry with liquid alpha: EMA from `old` toward the penalised
-    /// clipped weight.
-    function _emaLiquid(Ctx memory c, uint256 y, uint256 cl, uint256 old, uint256 cons)
-        private
-        pure
-        returns (uint256 e)
-    {
-        uint256 t = y - (y - cl) * c.penalty / U16_MAX;
-        uint256 alpha = YumaMath.liquidAlpha(cons, t, old, c.low, c.high, c.steepness);
-        e = (ONE - alpha) * old / ONE + alpha * t / ONE;
-        if (e > ONE) e = ONE;
-    }
-
-    /// @dev Adds `floor(e_i * ONE / colSum) * rank` to every row's dividend sum.
-    function _addDividends(uint256[] memory recs, uint256 colSum, uint256 rank) private pure {
-        // Records lie inside recs. The scaled bond <= ONE and rank <= ONE, and a row's sum of
-        // scaled bond x rank over the epoch stays <= ONE^2 (ranks sum to at most ONE).
-        assembly ("memory-safe") {
-            let p := add(recs, 0x20)
-            let end := add(p, mul(div(mload(recs), 18), RECORD))
-            for {} lt(p, end) { p := add(p, RECORD) } {
-                let e := mload(add(p, E))
-                if e {
-                    let q := add(p, ACC)
-                    mstore(q, add(mload(q), mul(div(mul(e, ONE), colSum), rank)))
-                }
-            }
-        }
+        bytes32 h = any ? keccak256(abi.encodePacked(words)) : bytes32(0);
+        if (h != c.hash) _bondHash[g] = h;
+        if (any) emit BondWords(uint64(c.epochBlock), g, words);
     }
 
     /// @dev The epoch's split, recomputed from the stored ranks and row sums.
@@ -1059,8 +1194,8 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @inheritdoc IYumaConsensus
-    function bondRow(uint16 uid) external view returns (uint256[16] memory) {
-        return _bonds[uid];
+    function bondHashes() external view returns (bytes32[16] memory) {
+        return _bondHash;
     }
 
     /// @inheritdoc IYumaConsensus

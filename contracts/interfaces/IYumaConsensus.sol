@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 /// @title IYumaConsensus
 /// @notice The subnet's Yuma Consensus epoch, run on-chain: once `tempo` blocks have passed
-/// since the last epoch anyone calls `runEpoch(consensus)` repeatedly until `epochRunning()`
+/// since the last epoch anyone calls `runEpoch(consensus, bonds)` repeatedly until `epochRunning()`
 /// is false; each call advances a phase cursor until its gas budget is used, so no transaction
 /// needs more than about 5M gas at 64 validators x 256 uids. The math is `chain/yuma/fixed.py`
 /// (bit-exact): a snapshot of the permitted validators' rows (stake, last update, the row
@@ -12,8 +12,10 @@ pragma solidity ^0.8.24;
 /// ranks, trust, bond EMA, rank-weighted bond sums for dividends), then the emission split. While an epoch runs the
 /// Metagraph refuses registrations and reveals, so all steps read one state. The
 /// 5M-per-transaction bound holds up to 64 validator rows (the default `maxValidators`).
-/// Bonds are stored here, packed 16 u16 per word per validator uid. Per-uid scores and
-/// emission are written to the Metagraph.
+/// Bonds are not stored: each epoch logs its new bond words (`BondWords`, 16 u16 per word,
+/// one word per validator row and packed word of uids) and keeps their hash (`bondHashes`);
+/// the next epoch's caller passes them back to `runEpoch`. Per-uid scores and emission are
+/// written to the Metagraph.
 ///
 /// Emission: `emissionPerBlock >> halvings` per block times `tempo`, minted to this contract
 /// and capped by the token's supply cap; a halving happens each time the remaining supply
@@ -43,6 +45,13 @@ interface IYumaConsensus {
     /// @param phase the phase it stopped in (Idle: the epoch finished in this call)
     /// @param cursor the position inside that phase
     event EpochProgress(Phase phase, uint256 cursor);
+
+    /// @notice The new bond words of packed word `group` (uid columns `16 * group ..`), one per
+    /// row of the epoch (ascending uid), uid column `j` at bits `16 * (j % 16)` as a u16
+    /// fraction of 65535. Logged only when one is non-zero. Bonds live here and as a hash
+    /// (`bondHashes`), not in storage: the next epoch's caller passes them back to `runEpoch`.
+    /// @param epochBlock the snapshot block of the epoch that wrote them
+    event BondWords(uint64 indexed epochBlock, uint256 indexed group, uint256[] words);
 
     /// @notice The epoch finished: every output is recorded and every reward credited.
     /// @param epochBlock the snapshot block
@@ -93,6 +102,13 @@ interface IYumaConsensus {
     /// @param value the consensus given for it
     error YumaConsensusWrongConsensus(uint256 uid, uint256 value);
 
+    /// @notice The column phase reached packed word `group`, whose old bond words (see
+    /// `runEpoch`) this call did not bring, before it could do anything else.
+    error YumaConsensusNeedsBonds(uint256 group);
+
+    /// @notice The old bond words passed for packed word `group` do not hash to `bondHashes`.
+    error YumaConsensusWrongBonds(uint256 group);
+
     /// @notice `consensusInputs` is only defined while the epoch is in its column phase.
     /// @param phase the current phase
     error YumaConsensusNotInColumns(Phase phase);
@@ -105,8 +121,19 @@ interface IYumaConsensus {
     /// weights. The contract checks every value against the column in one pass (a wrong one
     /// reverts), which costs a fraction of selecting the median on-chain. Empty outside the
     /// column phase: a call without it stops when it reaches that phase.
-    /// @return done true when no epoch is running after the call
-    function runEpoch(bytes calldata consensus) external returns (bool done);
+    /// @param bonds the old bond words of the packed words the call may reach, from the
+    /// column cursor's word (`progress()` cursor / 16) on, in order: for each word `g` whose
+    /// `bondHashes()[g]` is non-zero, the words the last epoch logged for it (`BondWords`),
+    /// 32 bytes each; nothing for the others. Checked against the hashes (a wrong one
+    /// reverts); a call stops at the first word it did not bring. Reading and rewriting
+    /// 2 x 768 storage words would cost ~3.8M gas at 64 x 256; as calldata they cost ~0.4M.
+    /// @return phase where the epoch stands after the call (Idle: done)
+    /// @return cursor the position inside that phase (in the column phase: uid columns done;
+    /// a caller can simulate a call to see which packed words it will reach, and send only
+    /// their bond words)
+    function runEpoch(bytes calldata consensus, bytes calldata bonds)
+        external
+        returns (Phase phase, uint256 cursor);
 
     /// @notice Pays `account`'s credited rewards to its coldkey (`hotkeyOwner`, or the account
     /// itself when it has none), or stakes them to `account` for that coldkey.
@@ -149,13 +176,15 @@ interface IYumaConsensus {
     /// @notice First block at which `runEpoch` can start a new epoch.
     function nextEpochBlock() external view returns (uint64);
 
-    /// @notice Bitmap of validator uids whose stored bonds are current (bit `uid`); other rows
-    /// read as zero bonds.
+    /// @notice The rows of the last completed epoch (bit `uid`): the rows its bond words
+    /// (`BondWords`) follow, in ascending uid. Other validators start the next epoch from zero
+    /// bonds.
     function bondRows() external view returns (uint256);
 
-    /// @notice The stored bond row of validator `uid`: 16 words, uid column `j` at bits
-    /// `16 * (j % 16)` of word `j / 16` (u16 fractions of 65535).
-    function bondRow(uint16 uid) external view returns (uint256[16] memory);
+    /// @notice Per packed word `g` of 16 uid columns: keccak256 of the bond words the last
+    /// epoch logged for it (`BondWords`, one 32-byte word per row of `bondRows`, concatenated),
+    /// or 0 when they were all zero (the next epoch then takes none for `g`).
+    function bondHashes() external view returns (bytes32[16] memory);
 
     /// @notice The Metagraph this epoch reads and writes.
     function metagraph() external view returns (address);

@@ -13,6 +13,7 @@ larger subnets.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -24,6 +25,7 @@ from web3 import Web3
 from chain.epoch import (
     MAX_STEP_GAS,
     EpochPrediction,
+    encode_bonds,
     encode_consensus,
     epoch_emission,
     predict_epoch,
@@ -50,6 +52,19 @@ def subnet(w3: Web3, accounts: list[LocalAccount]) -> Iterator[Subnet]:
     snap = snapshot(w3)
     yield deploy_subnet(w3, accounts[0], accounts[1])
     revert(w3, snap)
+
+
+@contextmanager
+def _reverted(subnet: Subnet) -> Iterator[None]:
+    """The body's transactions on the module's subnet are reverted after it (and the subnet's
+    hotkey list restored)."""
+    snap = snapshot(subnet.w3)
+    hotkeys = list(subnet.hotkeys)
+    try:
+        yield
+    finally:
+        revert(subnet.w3, snap)
+        subnet.hotkeys[:] = hotkeys
 
 
 @dataclass(frozen=True)
@@ -168,8 +183,9 @@ def _check_epoch(subnet: Subnet, keeper: LocalAccount) -> EpochPrediction:
     assert list(mg.validator_trust) == pred.validator_trust_u16
     assert list(mg.emission) == pred.emission
     assert _permitted(subnet) == pred.permits == subnet.epoch.bond_rows()
+    bonds = subnet.epoch.stored_bonds(mg.n)
     for row, uid in enumerate(pred.inputs.validator_uids):
-        assert list(subnet.epoch.bond_row(uid, mg.n)) == pred.outputs.bonds[row]
+        assert list(bonds[uid]) == pred.outputs.bonds[row]
     for account, amount in pred.credits.items():
         assert subnet.epoch.claimable(account) - before[account] == amount
     # Emission minted (plus fees) == what was credited, exactly.
@@ -189,10 +205,7 @@ def _check_epoch(subnet: Subnet, keeper: LocalAccount) -> EpochPrediction:
 def test_onchain_epochs_match_fixed_point_prediction(
     subnet: Subnet, accounts: list[LocalAccount], scenario: Scenario
 ) -> None:
-    w3 = subnet.w3
-    snap = snapshot(w3)
-    hotkeys_before = list(subnet.hotkeys)
-    try:
+    with _reverted(subnet):
         _set_params(subnet, {**scenario.params, HyperParam.MAX_VALIDATORS: scenario.max_validators})
         subnet.register(scenario.n)
         for uid, amount in zip(scenario.validators, scenario.stakes, strict=True):
@@ -231,9 +244,6 @@ def test_onchain_epochs_match_fixed_point_prediction(
                     "transfer", subnet.epoch.address, step.fees, sender=subnet.coldkey
                 )
             _check_epoch(subnet, accounts[2])
-    finally:
-        revert(w3, snap)
-        subnet.hotkeys[:] = hotkeys_before
 
 
 def _validators_weigh_miners(
@@ -255,9 +265,7 @@ def _validators_weigh_miners(
 def test_epoch_gas_steps_and_claims(subnet: Subnet, accounts: list[LocalAccount]) -> None:
     """8 validators x 32 uids: every step under 5M gas; claims pay the coldkey or stake."""
     w3 = subnet.w3
-    snap = snapshot(w3)
-    hotkeys_before = list(subnet.hotkeys)
-    try:
+    with _reverted(subnet):
         _validators_weigh_miners(subnet, accounts[0], 8, 32, lambda u, j: u * 31 + j * 17)
         keeper = accounts[2]
         pred = _check_epoch(subnet, keeper)
@@ -288,9 +296,6 @@ def test_epoch_gas_steps_and_claims(subnet: Subnet, accounts: list[LocalAccount]
         # Mine past the next tempo: the second epoch carries the bonds over, still exact.
         mine(w3, 1)
         _check_epoch(subnet, keeper)
-    finally:
-        revert(w3, snap)
-        subnet.hotkeys[:] = hotkeys_before
 
 
 def test_column_phase_accepts_only_the_weighted_median(
@@ -301,9 +306,7 @@ def test_column_phase_accepts_only_the_weighted_median(
     non-zero value on a column nobody weighs) reverts; a keeper resuming in the column phase
     computes the true vector and completes the epoch."""
     w3 = subnet.w3
-    snap = snapshot(w3)
-    hotkeys_before = list(subnet.hotkeys)
-    try:
+    with _reverted(subnet):
         _validators_weigh_miners(subnet, accounts[0], 4, 20, lambda u, j: (u * 7 + j * 13) % 1_000)
         subnet.mine_to_next_epoch()
         state = read_epoch_state(w3, subnet.epoch.address)
@@ -346,19 +349,72 @@ def test_column_phase_accepts_only_the_weighted_median(
 
         subnet.epoch.run_epoch_until_done(keeper)  # resumes in the column phase
         assert list(subnet.metagraph.snapshot().consensus) == pred.consensus_u16
-    finally:
-        revert(w3, snap)
-        subnet.hotkeys[:] = hotkeys_before
+
+
+def test_column_phase_takes_back_only_the_logged_bonds(
+    subnet: Subnet, accounts: list[LocalAccount]
+) -> None:
+    """Old bonds live as logged words and a hash per packed word: a column-phase call without
+    them, with a short list or with one lane changed reverts; the logged words complete the
+    epoch exactly as predicted."""
+    w3 = subnet.w3
+    with _reverted(subnet):
+        _validators_weigh_miners(subnet, accounts[0], 4, 20, lambda u, j: (u * 5 + j * 11) % 900)
+        keeper = accounts[2]
+        _check_epoch(subnet, keeper)  # the first epoch logs the bonds of both packed words
+        subnet.mine_to_next_epoch()
+        pred = predict_epoch(read_epoch_state(w3, subnet.epoch.address), w3.eth.block_number + 1)
+        subnet.epoch.run_epoch(keeper)
+        assert subnet.epoch.progress() == (EpochPhase.COLUMNS, 0)
+        vector = subnet.epoch.consensus_vector()
+        old = subnet.epoch.old_bond_words()
+        assert sorted(old) == [0, 1] and all(len(words) == 4 for words in old.values())
+
+        bonds = encode_bonds(old, 0)
+        for short in (b"", bonds[: 32 * 4 - 1]):
+            with pytest.raises(custom_error("YumaConsensusNeedsBonds")) as info:
+                subnet.epoch.run_epoch(keeper, vector, short)
+            assert info.value.error_args == {"group": 0}
+        for g in (0, 1):
+            tampered = {k: list(words) for k, words in old.items()}
+            tampered[g][3] ^= 1 << (16 * 9)  # one lane of the last row's word
+            with pytest.raises(custom_error("YumaConsensusWrongBonds")) as info:
+                subnet.epoch.run_epoch(keeper, vector, encode_bonds(tampered, 0))
+            assert info.value.error_args == {"group": g}
+
+        subnet.epoch.run_epoch_until_done(keeper)
+        assert list(subnet.metagraph.snapshot().consensus) == pred.consensus_u16
+        bonds_now = subnet.epoch.stored_bonds(20)
+        for row, uid in enumerate(pred.inputs.validator_uids):
+            assert list(bonds_now[uid]) == pred.outputs.bonds[row]
+
+
+def test_liquid_alpha_calls_stop_and_resume_inside_a_packed_word(
+    subnet: Subnet, accounts: list[LocalAccount]
+) -> None:
+    """With liquid alpha a call covers a few columns (the sigmoid is costly), so calls stop
+    inside a packed word and the next one resumes from the words it saved: the epochs still
+    match the prediction exactly."""
+    w3 = subnet.w3
+    with _reverted(subnet):
+        subnet.set_params({HyperParam.LIQUID_ALPHA_ENABLED: 1, HyperParam.ALPHA_LOW: 3_000})
+        _validators_weigh_miners(subnet, accounts[0], 8, 112, lambda u, j: u * 131 + j * 977)
+        first = w3.eth.block_number
+        for _ in range(2):
+            _check_epoch(subnet, accounts[2])
+        stops = [
+            int(args["cursor"])
+            for args in subnet.epoch.contract.logs("EpochProgress", first, "latest")
+            if args["phase"] == EpochPhase.COLUMNS
+        ]
+        assert any(cursor % 16 for cursor in stops), stops
 
 
 def test_register_and_reveal_wait_while_an_epoch_runs(
     subnet: Subnet, accounts: list[LocalAccount]
 ) -> None:
     """The epoch locks registration and reveals between its first and last step."""
-    w3 = subnet.w3
-    snap = snapshot(w3)
-    hotkeys_before = list(subnet.hotkeys)
-    try:
+    with _reverted(subnet):
         subnet.register(2)
         subnet.metagraph.contract.transact(
             "setEpochContract", accounts[3].address, sender=subnet.owner
@@ -368,9 +424,6 @@ def test_register_and_reveal_wait_while_an_epoch_runs(
             subnet.register(1)
         subnet.metagraph.contract.transact("setEpochRunning", False, sender=accounts[3])
         subnet.register(1)
-    finally:
-        revert(w3, snap)
-        subnet.hotkeys[:] = hotkeys_before
 
 
 @given(
@@ -405,10 +458,7 @@ def test_replaced_uid_pays_what_it_earned_to_the_old_hotkey(
 ) -> None:
     """Earnings are kept per uid; when registration gives the uid to a new hotkey, the old
     hotkey can still claim them and the new one starts from zero."""
-    w3 = subnet.w3
-    snap = snapshot(w3)
-    hotkeys_before = list(subnet.hotkeys)
-    try:
+    with _reverted(subnet):
         subnet.set_params({HyperParam.MAX_VALIDATORS: 2, HyperParam.MAX_UIDS: 6})
         subnet.register(6)
         subnet.stake(0, 100 * TOKEN)
@@ -433,6 +483,3 @@ def test_replaced_uid_pays_what_it_earned_to_the_old_hotkey(
         assert subnet.epoch.claimable(old.address) == earned
         assert subnet.epoch.claimable(new.address) == 0
         assert subnet.epoch.claim(old, old.address) == earned
-    finally:
-        revert(w3, snap)
-        subnet.hotkeys[:] = hotkeys_before
