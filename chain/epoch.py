@@ -8,6 +8,8 @@ contract's ``consensusInputs()`` (the rows as the epoch recorded them) and the M
 weights, frozen while the epoch runs. It also takes the old bond words back: the contract keeps
 only a hash per packed word of 16 uids (``bondHashes``) and logs the words (``BondWords``);
 :meth:`EpochClient.old_bond_words` reads the last epoch's logs and checks them against the hashes.
+From its second column-phase call to the end, an epoch also takes back the validator rows'
+running sums the previous call logged (``RowSums``, :meth:`EpochClient.row_sums`).
 
 :func:`predict_epoch` computes, from the chain state an epoch will read
 (:class:`EpochChainState`, see :func:`read_epoch_state`), exactly what the contract will
@@ -256,12 +258,19 @@ class EpochClient:
         return to_checksum_address(self.contract.call("token"))
 
     def run_epoch(
-        self, sender: LocalAccount, consensus: bytes = b"", bonds: bytes = b""
+        self,
+        sender: LocalAccount,
+        consensus: bytes = b"",
+        bonds: bytes = b"",
+        row_sums: bytes = b"",
     ) -> TxReceipt:
         """One ``runEpoch`` transaction (starts an epoch when due, then advances it); the
         column phase needs ``consensus`` (:meth:`consensus_vector`) and the old bond words
-        from the cursor's packed word on (:func:`encode_bonds`)."""
-        return self.contract.transact("runEpoch", consensus, bonds, sender=sender, gas=MAX_STEP_GAS)
+        from the cursor's packed word on (:func:`encode_bonds`), its later calls and the
+        credit phase the row sums (:meth:`row_sums`)."""
+        return self.contract.transact(
+            "runEpoch", consensus, bonds, row_sums, sender=sender, gas=MAX_STEP_GAS
+        )
 
     def run_epoch_until_done(self, sender: LocalAccount) -> list[TxReceipt]:
         """Send ``runEpoch`` until no epoch is running (in the column phase with the consensus
@@ -269,6 +278,7 @@ class EpochClient:
         receipts: list[TxReceipt] = []
         vector = b""
         old: dict[int, list[int]] = {}
+        sums: bytes | None = None
         while True:
             phase, cursor = self.progress()
             if receipts and phase == Phase.IDLE:
@@ -278,17 +288,29 @@ class EpochClient:
                     f"epoch not done after {MAX_STEPS} runEpoch transactions; "
                     "check the chain's block gas limit"
                 )
+            needs_sums = phase == Phase.CREDIT or (phase == Phase.COLUMNS and cursor > 0)
+            if needs_sums and sums is None:
+                sums = self.row_sums()
             if phase != Phase.COLUMNS:
-                receipts.append(self.run_epoch(sender))
-                continue
-            if not vector:
-                vector = self.consensus_vector()
-                old = self.old_bond_words()
-            bonds = self.bonds_for_call(sender.address, vector, old, cursor)
-            receipts.append(self.run_epoch(sender, vector, bonds))
+                receipts.append(self.run_epoch(sender, row_sums=sums or b""))
+            else:
+                if not vector:
+                    vector = self.consensus_vector()
+                    old = self.old_bond_words()
+                call_sums = sums if cursor > 0 and sums is not None else b""
+                bonds = self.bonds_for_call(sender.address, vector, old, cursor, call_sums)
+                receipts.append(self.run_epoch(sender, vector, bonds, call_sums))
+            logged = self.contract.events(receipts[-1], "RowSums")
+            if logged:
+                sums = _word_bytes(logged[-1]["words"])
 
     def bonds_for_call(
-        self, sender: str, vector: bytes, old: dict[int, list[int]], cursor: int
+        self,
+        sender: str,
+        vector: bytes,
+        old: dict[int, list[int]],
+        cursor: int,
+        row_sums: bytes = b"",
     ) -> bytes:
         """The old bond words the next column-phase call reaches, and no more: every byte of
         calldata costs gas and counts against the call's budget. Simulates the call with the
@@ -299,19 +321,25 @@ class EpochClient:
         groups = [g for g in sorted(old) if g >= first]
         if not groups:
             return b""
-        reach = self._reach(sender, vector, old, first, groups[-1] + 1)
+        reach = self._reach(sender, vector, old, first, groups[-1] + 1, row_sums)
         later = [g for g in groups if g >= reach]
         if later:
-            reach = self._reach(sender, vector, old, first, later[0] + 1)
+            reach = self._reach(sender, vector, old, first, later[0] + 1, row_sums)
         return encode_bonds({g: old[g] for g in groups if g < reach}, first)
 
     def _reach(
-        self, sender: str, vector: bytes, old: dict[int, list[int]], first: int, end: int
+        self,
+        sender: str,
+        vector: bytes,
+        old: dict[int, list[int]],
+        first: int,
+        end: int,
+        row_sums: bytes,
     ) -> int:
         """Packed words ``< end`` whose bond words a call passed those of ``first .. end - 1``
         reaches (the word it stops inside counts)."""
         bonds = encode_bonds({g: w for g, w in old.items() if g < end}, first)
-        phase, cursor = self.contract.call("runEpoch", vector, bonds, sender=sender)
+        phase, cursor = self.contract.call("runEpoch", vector, bonds, row_sums, sender=sender)
         if Phase(phase) != Phase.COLUMNS:
             return end
         return min(end, (int(cursor) + LANES - 1) // LANES)
@@ -346,7 +374,20 @@ class EpochClient:
         return int(self.contract.call("reserved"))
 
     def epoch_running(self) -> bool:
-        return bool(self.contract.call("epochRunning"))
+        return self.progress()[0] != Phase.IDLE
+
+    def row_sums(self) -> bytes:
+        """The running epoch's row sums as its last column-phase call logged them
+        (``RowSums``, 32 bytes per row), checked against ``rowSumsHash``."""
+        expected = bytes(self.contract.call("rowSumsHash"))
+        logs = self.contract.logs("RowSums", self.last_epoch_block() + 1, "latest")
+        sums = _word_bytes(logs[-1]["words"]) if logs else b""
+        if not logs or Web3.keccak(sums) != expected:
+            raise TransactionFailed(
+                "the running epoch's last RowSums log is missing or does not match rowSumsHash "
+                "(is the node pruning logs?)"
+            )
+        return sums
 
     def progress(self, block: Any = "latest") -> tuple[Phase, int]:
         phase, cursor = self.contract.call("progress", block=block)

@@ -20,9 +20,9 @@ import {YumaMath} from "./libraries/YumaMath.sol";
 /// word of 16 uid columns per step, 1-2 columns with liquid alpha: the caller's consensus
 /// checked against the column, clipped weights, trust, ranks, bond EMA, the column-scaled
 /// bonds weighted by rank into per-row dividend sums; the old bond words come from the
-/// caller, checked against a hash per word, and the new ones are logged and hashed);
-/// `_credit` (the emission split, recomputed from stored ranks and row sums, 48 uids per
-/// step). A call runs steps while the gas it used (its calldata included) plus the next
+/// caller, checked against a hash per word, and the new ones are logged and hashed; the
+/// rows' running sums likewise, per call); `_credit` (the emission split, recomputed from
+/// stored ranks and the row sums, 48 uids per step). A call runs steps while the gas it used (its calldata included) plus the next
 /// step's estimate stays under `GAS_BUDGET`. Weight words known to be zero are never read.
 contract YumaConsensus is IYumaConsensus {
     using SafeERC20 for IERC20;
@@ -78,8 +78,10 @@ contract YumaConsensus is IYumaConsensus {
     mapping(address account => uint256) private _claimable;
     /// @dev Per row: stake (u96) | lastUpdate | row sum | uid | weight words | flags (R_*).
     uint256[256] private _rowInfo;
-    /// @dev Per row: trust (low 64 bits) | rank-weighted bond sum (high 192 bits).
-    uint256[256] private _rowAcc;
+    /// @dev keccak256 of the running epoch's row sums as the last column call left them (one
+    /// word per row: trust, low 64 bits | rank-weighted bond sum, high 192 bits), logged in
+    /// `RowSums`; later calls take them back as calldata instead of storage.
+    bytes32 private _rowSumsHash;
     /// @dev Registration blocks, 4 u64 per word.
     uint256[64] private _regWords;
     /// @dev Ranks (<= ONE), 4 u64 per word.
@@ -107,9 +109,9 @@ contract YumaConsensus is IYumaConsensus {
     // ================================================================== epoch
 
     /// @inheritdoc IYumaConsensus
-    function runEpoch(bytes calldata consensus, bytes calldata bonds)
+    function runEpoch(bytes calldata consensus, bytes calldata bonds, bytes calldata rowSums)
         external
-        returns (Phase phase, uint256 cursor)
+        returns (Phase, uint256)
     {
         // The calldata's cost (at most 16 gas a byte) counts as used: the budget bounds the
         // whole transaction.
@@ -122,7 +124,7 @@ contract YumaConsensus is IYumaConsensus {
             _start(ep);
             progressed = true;
         }
-        _advance(ep, start, !progressed, consensus, bonds);
+        _advance(ep, start, !progressed, _inputs(consensus, bonds), rowSums);
         _epoch = ep;
         emit EpochProgress(ep.phase, ep.cursor);
         return (ep.phase, ep.cursor);
@@ -130,17 +132,51 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev Runs the phases' steps while the budget allows (`force`: the call's first step runs
     /// whatever its estimate); a phase returns false when it stopped for lack of gas or input.
-    function _advance(Epoch memory ep, uint256 start, bool force, bytes calldata consensus, bytes calldata bonds)
+    /// The row sums the column phase leaves stay in memory for the credit phase of the same call.
+    function _advance(Epoch memory ep, uint256 start, bool force, Inputs memory inputs, bytes calldata rowSums)
         private
     {
+        uint256[] memory sums;
+        bool known;
         while (ep.phase != Phase.Idle) {
             bool finished;
-            if (ep.phase == Phase.Rows) finished = _rows(ep, start, force);
-            else if (ep.phase == Phase.Columns) finished = _columns(ep, start, force, _hint(ep, consensus), bonds);
-            else finished = _credit(ep, start, force);
+            if (ep.phase == Phase.Rows) {
+                finished = _rows(ep, start, force);
+            } else {
+                // The column phase's first call starts the sums; every later call needs them.
+                if (!known && (ep.phase == Phase.Credit || ep.cursor != 0)) {
+                    (known, sums) = _readSums(rowSums, ep.rows);
+                    if (!known) {
+                        if (force) revert YumaConsensusNeedsRowSums();
+                        break;
+                    }
+                }
+                if (ep.phase == Phase.Columns) {
+                    (finished, sums) = _columns(ep, start, force, inputs, sums);
+                    known = true;
+                } else {
+                    finished = _credit(ep, start, force, sums);
+                }
+            }
             if (!finished) break;
             force = false;
         }
+    }
+
+    /// @dev The row sums the caller passed (32 bytes per row), checked against `_rowSumsHash`;
+    /// false when it passed none.
+    function _readSums(bytes calldata data, uint256 rows) private view returns (bool, uint256[] memory sums) {
+        if (data.length == 0 && rows != 0) return (false, sums);
+        if (data.length != 32 * rows) revert YumaConsensusWrongRowSums();
+        sums = new uint256[](rows);
+        bytes32 h;
+        // sums holds exactly data.length bytes.
+        assembly ("memory-safe") {
+            calldatacopy(add(sums, 0x20), data.offset, data.length)
+            h := keccak256(add(sums, 0x20), data.length)
+        }
+        if (h != _rowSumsHash) revert YumaConsensusWrongRowSums();
+        return (true, sums);
     }
 
     /// @dev True when a step estimated at `cost` (including the call's final writes) fits the
@@ -300,6 +336,18 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
+    /// @dev Where the call's consensus vector and old bond words lie in calldata.
+    struct Inputs {
+        uint256 consensusLength;
+        uint256 consensus;
+        uint256 bondsLength;
+        uint256 bonds;
+    }
+
+    function _inputs(bytes calldata consensus, bytes calldata bonds) private pure returns (Inputs memory) {
+        return Inputs(consensus.length, _offset(consensus), bonds.length, _offset(bonds));
+    }
+
     /// @dev What the column steps of one call share.
     struct Ctx {
         uint256[] recs; // one record of RECORD bytes per row
@@ -343,9 +391,8 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private constant LU = 0x120; // last update
     uint256 private constant WMASK = 0x140; // bit w: weight word w is non-zero
     uint256 private constant PREV = 0x160; // 1 + the row's index among the old words' rows (0: none)
-    uint256 private constant PREV_ACC = 0x180; // the row's accumulator word as stored
-    uint256 private constant EOFF = 0x1a0; // 16 entries: new bond (liquid: its rate before)
-    uint256 private constant RECORD = 0x3a0; // record size in bytes
+    uint256 private constant EOFF = 0x180; // 16 entries: new bond (liquid: its rate before)
+    uint256 private constant RECORD = 0x380; // record size in bytes
 
     /// @dev Lane header and lane records (`Ctx.lanes`): a lane is one uid column of the step.
     uint256 private constant LH_END = 0x00; // end of the records
@@ -359,23 +406,19 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private constant LANE = 0x80;
     uint256 private constant LIQUID = type(uint256).max;
 
-    /// @dev Fills the records from `_rowInfo` and `_rowAcc` (the accumulators restart at the
-    /// column phase's first step) and `active` with raw active stakes; returns their total and
-    /// the gas of writing the accumulators back.
-    function _loadRows(uint256[] memory recs, uint256[] memory active, bool first)
+    /// @dev Fills the records from `_rowInfo` and the row sums (none: zero, at the column
+    /// phase's first step) and `active` with raw active stakes; returns their total.
+    function _loadRows(uint256[] memory recs, uint256[] memory active, uint256[] memory sums)
         private
         view
-        returns (uint256 total, uint256 reserve)
+        returns (uint256 total)
     {
-        reserve = 40_000;
         for (uint256 i; i < active.length; ++i) {
             uint256 info = _rowInfo[i];
             uint256 raw = (info >> R_ACTIVE) & 1 != 0 ? uint96(info) : 0;
             active[i] = raw;
             total += raw;
-            uint256 stored = _rowAcc[i];
-            uint256 acc = first ? 0 : stored;
-            reserve += stored == 0 ? 22_200 : 5_000;
+            uint256 acc = sums.length == 0 ? 0 : sums[i];
             // Record i lies inside recs (one record of RECORD bytes per row).
             assembly ("memory-safe") {
                 let r := add(add(recs, 0x20), mul(i, RECORD))
@@ -387,21 +430,18 @@ contract YumaConsensus is IYumaConsensus {
                 mstore(add(r, ACC), shr(64, acc))
                 mstore(add(r, WMASK), and(shr(R_WORDS, info), 0xffff))
                 mstore(add(r, PREV), and(shr(R_BONDS, info), 1))
-                mstore(add(r, PREV_ACC), stored)
             }
         }
     }
 
-    function _ctx(Epoch memory ep, uint256 hint, uint256 bonds, uint256 bondsLen)
-        private
-        view
-        returns (Ctx memory c)
-    {
+    function _ctx(Epoch memory ep, Inputs memory inputs, uint256[] memory sums) private view returns (Ctx memory c) {
         YumaEpoch.Params memory p = _params;
         uint256 rows = ep.rows;
         uint256[] memory recs = new uint256[](rows * (RECORD >> 5));
         uint256[] memory active = new uint256[](rows);
-        (uint256 total, uint256 reserve) = _loadRows(recs, active, ep.cursor == 0);
+        uint256 total = _loadRows(recs, active, sums);
+        // The final writes: the row sums' hash and log, liquid alpha's saved words.
+        uint256 reserve = 60_000 + rows * 1_000;
         // Raw stakes are below 2^96: within normalize's precondition.
         active.normalize();
         for (uint256 i; i < rows; ++i) {
@@ -420,7 +460,7 @@ contract YumaConsensus is IYumaConsensus {
         c.recs = recs;
         c.lanes = lanes;
         c.words = new uint256[](rows);
-        c.hint = hint;
+        c.hint = _hint(ep, inputs);
         c.total = total;
         c.target = total * (U16_MAX - p.kappa);
         c.alpha = (BMA_SCALE - p.bondsMovingAverage) * (ONE / BMA_SCALE);
@@ -435,8 +475,8 @@ contract YumaConsensus is IYumaConsensus {
         c.liquid = p.liquidAlpha;
         c.lastEpoch = ep.lastEpochBlock;
         c.epochBlock = ep.epochBlock;
-        c.bonds = bonds;
-        c.bondsEnd = bonds + bondsLen;
+        c.bonds = inputs.bonds;
+        c.bondsEnd = inputs.bonds + inputs.bondsLength;
         c.group = ep.cursor >> 4;
         if (c.group < 16) c.hash = _bondHash[c.group];
         c.prevRows = _oldRows(recs, rows);
@@ -470,31 +510,30 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev Calldata offset of the consensus vector, 0 when the call brought none (a real
     /// offset is past the selector); reverts unless it holds 8 bytes per uid.
-    function _hint(Epoch memory ep, bytes calldata consensus) private pure returns (uint256 off) {
-        if (consensus.length == 0) return 0;
-        if (consensus.length != 8 * uint256(ep.n)) {
-            revert YumaConsensusBadConsensusLength(8 * uint256(ep.n), consensus.length);
+    function _hint(Epoch memory ep, Inputs memory inputs) private pure returns (uint256) {
+        if (inputs.consensusLength == 0) return 0;
+        if (inputs.consensusLength != 8 * uint256(ep.n)) {
+            revert YumaConsensusBadConsensusLength(8 * uint256(ep.n), inputs.consensusLength);
         }
-        assembly {
-            off := consensus.offset
-        }
+        return inputs.consensus;
     }
 
     /// @dev Column steps from uid column `ep.cursor`: `_width` columns of one packed word each.
     /// They need the consensus vector (`hint`, see `_hint`) and the old bond words of the
-    /// groups they reach (`bonds`): without them the call stops.
-    function _columns(Epoch memory ep, uint256 start, bool force, uint256 hint, bytes calldata bonds)
+    /// groups they reach (`bonds`): without them the call stops. Starts from the row sums
+    /// `sums` (none at the phase's first step), returns the ones it leaves.
+    function _columns(Epoch memory ep, uint256 start, bool force, Inputs memory inputs, uint256[] memory sums)
         private
-        returns (bool)
+        returns (bool, uint256[] memory)
     {
-        if (ep.cursor < ep.n && hint == 0) {
+        if (ep.cursor < ep.n && _hint(ep, inputs) == 0) {
             if (force) revert YumaConsensusNeedsConsensus();
-            return false;
+            return (false, sums);
         }
-        // The context reads two words per row, the final writes cost up to 23k a row (45k with
-        // liquid alpha's saved words); a step at most what `_stepBound` allows.
-        if (!_fits(start, 120_000 + uint256(ep.rows) * (70_000 + _entryGas(ep.rows)), force)) return false;
-        Ctx memory c = _ctx(ep, hint, _offset(bonds), bonds.length);
+        // The context reads a word per row, the final writes cost up to 23k a row with liquid
+        // alpha's saved words; a step at most what `_stepBound` allows.
+        if (!_fits(start, 120_000 + uint256(ep.rows) * (30_000 + _entryGas(ep.rows)), force)) return (false, sums);
+        Ctx memory c = _ctx(ep, inputs, sums);
         while (ep.cursor < ep.n) {
             uint256 g = ep.cursor >> 4;
             uint256 c0 = ep.cursor & 15;
@@ -508,12 +547,11 @@ contract YumaConsensus is IYumaConsensus {
             _step(c, g, c0, c1, c1 == 16 || 16 * g + c1 == ep.n);
             ep.cursor = uint16(16 * g + c1);
         }
-        if (ep.cursor & 15 != 0 && ep.cursor < ep.n) _savePartial(c);
-        _saveRows(c, ep.rows);
-        if (ep.cursor < ep.n) return false;
+        sums = _saveRows(c, ep);
+        if (ep.cursor < ep.n) return (false, sums);
         ep.phase = Phase.Credit;
         ep.cursor = 0;
-        return true;
+        return (true, sums);
     }
 
     /// @dev End (exclusive) of the step from lane `c0` of word `g`: `width` lanes, at most to
@@ -572,30 +610,24 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Writes back each row's trust and dividend sum.
-    function _saveRows(Ctx memory c, uint256 rows) private {
+    /// @dev Each row's trust and dividend sum: hashed, logged and returned; and the NEW words
+    /// of a group the call leaves unfinished (liquid alpha) into `_partial`.
+    function _saveRows(Ctx memory c, Epoch memory ep) private returns (uint256[] memory sums) {
         uint256[] memory recs = c.recs;
-        for (uint256 i; i < rows; ++i) {
+        bool inside = ep.cursor & 15 != 0 && ep.cursor < ep.n;
+        sums = new uint256[](ep.rows);
+        for (uint256 i; i < sums.length; ++i) {
             uint256 word;
-            uint256 prev;
             // Record i lies inside recs; trust <= ONE < 2^64, the dividend sum <= ONE^2 < 2^192.
             assembly ("memory-safe") {
                 let r := add(add(recs, 0x20), mul(i, RECORD))
                 word := or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC))))
-                prev := mload(add(r, PREV_ACC))
-                mstore(add(r, PREV_ACC), word)
             }
-            if (word != prev) _rowAcc[i] = word;
+            sums[i] = word;
+            if (inside && _partial[i] != _field(recs, i, NEW)) _partial[i] = _field(recs, i, NEW);
         }
-    }
-
-    /// @dev The NEW words of a group the call leaves unfinished (liquid alpha).
-    function _savePartial(Ctx memory c) private {
-        uint256 rows = c.recs.length / (RECORD >> 5);
-        for (uint256 i; i < rows; ++i) {
-            uint256 word = _field(c.recs, i, NEW);
-            if (_partial[i] != word) _partial[i] = word;
-        }
+        _rowSumsHash = keccak256(abi.encodePacked(sums));
+        emit RowSums(ep.epochBlock, ep.cursor, sums);
     }
 
     /// @dev Columns `16g + c0 .. 16g + c1 - 1`: loads the group, runs the pass, checks the
@@ -932,7 +964,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256 owner;
     }
 
-    function _split(Epoch memory ep) private view returns (Split memory s) {
+    function _split(Epoch memory ep, uint256[] memory sums) private view returns (Split memory s) {
         uint256 n = ep.n;
         uint256 rows = ep.rows;
         s.incentive = new uint256[](n);
@@ -951,7 +983,7 @@ contract YumaConsensus is IYumaConsensus {
             stake[i] = uint96(info);
             if ((info >> R_ACTIVE) & 1 != 0) active[i] = uint96(info);
             uids[i] = uint16(info >> R_UID);
-            uint256 acc = _rowAcc[i];
+            uint256 acc = sums[i];
             s.trust[i] = uint64(acc);
             s.dividends[i] = acc >> 64;
         }
@@ -998,14 +1030,14 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @dev Credit steps: the first records scores and credits the owner; each step adds 48
     /// uids' emission to what they earned and records it on the Metagraph.
-    function _credit(Epoch memory ep, uint256 start, bool force) private returns (bool) {
+    function _credit(Epoch memory ep, uint256 start, bool force, uint256[] memory sums) private returns (bool) {
         uint256 n = ep.n;
         // The split reads three words per row and one per four uids; the first step records up
         // to 64 score words, and a step writes 32 words (first writes when the lanes were zero).
         uint256 maxCost = 60_000 + (CREDIT_STEP / 3) * 2 * 22_200;
         uint256 scores = ep.cursor == 0 ? 4 * ((n + 15) >> 4) * 22_200 : 0;
         if (!_fits(start, maxCost + scores + 150_000 + uint256(ep.rows) * 7_000 + n * 1_500, force)) return false;
-        Split memory s = _split(ep);
+        Split memory s = _split(ep, sums);
         if (ep.cursor == 0) {
             _recordScores(ep, s);
             _claimable[Ownable(address(_metagraph)).owner()] += s.owner;
@@ -1144,11 +1176,6 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @inheritdoc IYumaConsensus
-    function epochRunning() external view returns (bool) {
-        return _epoch.phase != Phase.Idle;
-    }
-
-    /// @inheritdoc IYumaConsensus
     function progress() external view returns (Phase phase, uint256 cursor) {
         return (_epoch.phase, _epoch.cursor);
     }
@@ -1199,6 +1226,11 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @inheritdoc IYumaConsensus
+    function rowSumsHash() external view returns (bytes32) {
+        return _rowSumsHash;
+    }
+
+    /// @inheritdoc IYumaConsensus
     function metagraph() external view returns (address) {
         return address(_metagraph);
     }
@@ -1211,10 +1243,5 @@ contract YumaConsensus is IYumaConsensus {
     /// @inheritdoc IYumaConsensus
     function emissionPerBlock() external view returns (uint256) {
         return _emissionPerBlock;
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function epochEmission() external view returns (uint256) {
-        return _emission(_metagraph.hyperparameters().tempo);
     }
 }

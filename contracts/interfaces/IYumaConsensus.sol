@@ -3,8 +3,8 @@ pragma solidity ^0.8.24;
 
 /// @title IYumaConsensus
 /// @notice The subnet's Yuma Consensus epoch, run on-chain: once `tempo` blocks have passed
-/// since the last epoch anyone calls `runEpoch(consensus, bonds)` repeatedly until `epochRunning()`
-/// is false; each call advances a phase cursor until its gas budget is used, so no transaction
+/// since the last epoch anyone calls `runEpoch(consensus, bonds, rowSums)` repeatedly until `progress()` is
+/// Idle; each call advances a phase cursor until its gas budget is used, so no transaction
 /// needs more than about 5M gas at 64 validators x 256 uids. The math is `chain/yuma/fixed.py`
 /// (bit-exact): a snapshot of the permitted validators' rows (stake, last update, the row
 /// sum the Metagraph keeps), then one pass over the uid columns, one packed weight word (16
@@ -52,6 +52,13 @@ interface IYumaConsensus {
     /// (`bondHashes`), not in storage: the next epoch's caller passes them back to `runEpoch`.
     /// @param epochBlock the snapshot block of the epoch that wrote them
     event BondWords(uint64 indexed epochBlock, uint256 indexed group, uint256[] words);
+
+    /// @notice Where each validator row's sums stand after a column-phase call: trust (low 64
+    /// bits) and the rank-weighted bond sum (high 192 bits) per row, rows in ascending uid.
+    /// Later calls of the epoch take them back (`runEpoch`'s `rowSums`).
+    /// @param epochBlock the running epoch's snapshot block
+    /// @param cursor the column cursor the call reached
+    event RowSums(uint64 indexed epochBlock, uint256 cursor, uint256[] words);
 
     /// @notice The epoch finished: every output is recorded and every reward credited.
     /// @param epochBlock the snapshot block
@@ -109,6 +116,13 @@ interface IYumaConsensus {
     /// @notice The old bond words passed for packed word `group` do not hash to `bondHashes`.
     error YumaConsensusWrongBonds(uint256 group);
 
+    /// @notice The call continues the column phase or credits, which need the row sums (see
+    /// `runEpoch`), and it brought none before it could do anything else.
+    error YumaConsensusNeedsRowSums();
+
+    /// @notice The row sums passed are not 32 bytes per row or do not hash to `rowSumsHash`.
+    error YumaConsensusWrongRowSums();
+
     /// @notice `consensusInputs` is only defined while the epoch is in its column phase.
     /// @param phase the current phase
     error YumaConsensusNotInColumns(Phase phase);
@@ -127,11 +141,15 @@ interface IYumaConsensus {
     /// 32 bytes each; nothing for the others. Checked against the hashes (a wrong one
     /// reverts); a call stops at the first word it did not bring. Reading and rewriting
     /// 2 x 768 storage words would cost ~3.8M gas at 64 x 256; as calldata they cost ~0.4M.
+    /// @param rowSums the row sums the last column-phase call logged (`RowSums`), needed from
+    /// the column phase's second call to the end of the epoch; checked against `rowSumsHash`
+    /// (a wrong list reverts). They live in calldata so a call does not read and rewrite a
+    /// storage word per validator row (~0.3M gas a call at 64 rows).
     /// @return phase where the epoch stands after the call (Idle: done)
     /// @return cursor the position inside that phase (in the column phase: uid columns done;
     /// a caller can simulate a call to see which packed words it will reach, and send only
     /// their bond words)
-    function runEpoch(bytes calldata consensus, bytes calldata bonds)
+    function runEpoch(bytes calldata consensus, bytes calldata bonds, bytes calldata rowSums)
         external
         returns (Phase phase, uint256 cursor);
 
@@ -153,9 +171,6 @@ interface IYumaConsensus {
     /// @notice Tokens held for credited rewards plus the epoch in progress (the rest of this
     /// contract's balance counts as fees at the next epoch's start).
     function reserved() external view returns (uint256);
-
-    /// @notice True while an epoch is in progress.
-    function epochRunning() external view returns (bool);
 
     /// @notice Phase and cursor of the epoch in progress.
     function progress() external view returns (Phase phase, uint256 cursor);
@@ -186,6 +201,10 @@ interface IYumaConsensus {
     /// or 0 when they were all zero (the next epoch then takes none for `g`).
     function bondHashes() external view returns (bytes32[16] memory);
 
+    /// @notice keccak256 of the row sums the last column-phase call logged (`RowSums`, the
+    /// words concatenated).
+    function rowSumsHash() external view returns (bytes32);
+
     /// @notice The Metagraph this epoch reads and writes.
     function metagraph() external view returns (address);
 
@@ -194,8 +213,4 @@ interface IYumaConsensus {
 
     /// @notice Base emission per block before halvings (token base units).
     function emissionPerBlock() external view returns (uint256);
-
-    /// @notice Tokens an epoch started now would mint: `(emissionPerBlock >> halvings) * tempo`,
-    /// capped by the remaining supply.
-    function epochEmission() external view returns (uint256);
 }

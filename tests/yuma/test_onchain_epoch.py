@@ -394,7 +394,9 @@ def test_liquid_alpha_calls_stop_and_resume_inside_a_packed_word(
 ) -> None:
     """With liquid alpha a call covers a few columns (the sigmoid is costly), so calls stop
     inside a packed word and the next one resumes from the words it saved: the epochs still
-    match the prediction exactly."""
+    match the prediction exactly. A call after the column phase's first needs the row sums the
+    last one logged: without them, or with a changed or short list, it reverts; a keeper that
+    did not send the earlier calls finds them in the logs."""
     w3 = subnet.w3
     with _reverted(subnet):
         subnet.set_params({HyperParam.LIQUID_ALPHA_ENABLED: 1, HyperParam.ALPHA_LOW: 3_000})
@@ -408,6 +410,30 @@ def test_liquid_alpha_calls_stop_and_resume_inside_a_packed_word(
             if args["phase"] == EpochPhase.COLUMNS
         ]
         assert any(cursor % 16 for cursor in stops), stops
+
+        keeper, other = accounts[2], accounts[3]
+        subnet.mine_to_next_epoch()
+        pred = predict_epoch(read_epoch_state(w3, subnet.epoch.address), w3.eth.block_number + 1)
+        subnet.epoch.run_epoch(keeper)
+        vector = subnet.epoch.consensus_vector()
+        old = subnet.epoch.old_bond_words()
+        subnet.epoch.run_epoch(keeper, vector, encode_bonds(old, 0))
+        phase, cursor = subnet.epoch.progress()
+        assert phase == EpochPhase.COLUMNS and 0 < cursor < 112
+        bonds = encode_bonds(old, cursor // 16)
+        sums = subnet.epoch.row_sums()
+        assert len(sums) == 32 * 8
+        with pytest.raises(custom_error("YumaConsensusNeedsRowSums")):
+            subnet.epoch.run_epoch(keeper, vector, bonds)
+        changed = bytes([sums[0] ^ 1]) + sums[1:]
+        for wrong in (changed, sums[:-32]):
+            with pytest.raises(custom_error("YumaConsensusWrongRowSums")):
+                subnet.epoch.run_epoch(keeper, vector, bonds, wrong)
+        subnet.epoch.run_epoch_until_done(other)  # resumes from the logged sums
+        mg = subnet.metagraph.snapshot()
+        assert list(mg.dividends) == pred.dividends_u16
+        assert list(mg.validator_trust) == pred.validator_trust_u16
+        assert list(mg.emission) == pred.emission
 
 
 def test_register_and_reveal_wait_while_an_epoch_runs(
