@@ -274,7 +274,8 @@ class EpochClient:
 
     def run_epoch_until_done(self, sender: LocalAccount) -> list[TxReceipt]:
         """Send ``runEpoch`` until no epoch is running (in the column phase with the consensus
-        vector and the old bond words, both read once); returns every receipt."""
+        vector and the old bond words, both read once, and the row sums each call logs);
+        returns every receipt."""
         receipts: list[TxReceipt] = []
         vector = b""
         old: dict[int, list[int]] = {}
@@ -288,16 +289,18 @@ class EpochClient:
                     f"epoch not done after {MAX_STEPS} runEpoch transactions; "
                     "check the chain's block gas limit"
                 )
-            needs_sums = phase == Phase.CREDIT or (phase == Phase.COLUMNS and cursor > 0)
-            if needs_sums and sums is None:
-                sums = self.row_sums()
+            # The column phase's first call starts the row sums; every later call needs them.
+            call_sums = b""
+            if phase == Phase.CREDIT or (phase == Phase.COLUMNS and cursor > 0):
+                if sums is None:
+                    sums = self.row_sums()
+                call_sums = sums
             if phase != Phase.COLUMNS:
-                receipts.append(self.run_epoch(sender, row_sums=sums or b""))
+                receipts.append(self.run_epoch(sender, row_sums=call_sums))
             else:
                 if not vector:
                     vector = self.consensus_vector()
                     old = self.old_bond_words()
-                call_sums = sums if cursor > 0 and sums is not None else b""
                 bonds = self.bonds_for_call(sender.address, vector, old, cursor, call_sums)
                 receipts.append(self.run_epoch(sender, vector, bonds, call_sums))
             logged = self.contract.events(receipts[-1], "RowSums")
@@ -444,7 +447,7 @@ class EpochClient:
         words = {u: [0] * LANES for u in range(n)}
         for g, logged in self.old_bond_words(block=number).items():
             for uid, word in zip(uids, logged, strict=True):
-                words.setdefault(uid, [0] * LANES)[g] = word
+                words[uid][g] = word
         return tuple(unpack_words(words[u], n) for u in range(n))
 
     def emission_per_block(self) -> int:

@@ -624,7 +624,10 @@ contract YumaConsensus is IYumaConsensus {
                 word := or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC))))
             }
             sums[i] = word;
-            if (inside && _partial[i] != _field(recs, i, NEW)) _partial[i] = _field(recs, i, NEW);
+            if (inside) {
+                word = _field(recs, i, NEW);
+                if (_partial[i] != word) _partial[i] = word;
+            }
         }
         _rowSumsHash = keccak256(abi.encodePacked(sums));
         emit RowSums(ep.epochBlock, ep.cursor, sums);
