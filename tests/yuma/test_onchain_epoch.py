@@ -33,7 +33,7 @@ from chain.epoch import (
     top_stake_permits,
 )
 from chain.epoch import Phase as EpochPhase
-from chain.errors import custom_error
+from chain.errors import TransactionFailed, custom_error
 from chain.metagraph import HyperParam
 from chain.node import mine, revert, snapshot
 from chain.yuma import fixed
@@ -352,11 +352,11 @@ def test_column_phase_accepts_only_the_weighted_median(
 
 
 def test_column_phase_takes_back_only_the_logged_bonds(
-    subnet: Subnet, accounts: list[LocalAccount]
+    subnet: Subnet, accounts: list[LocalAccount], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Old bonds live as logged words and a hash per packed word: a column-phase call without
-    them, with a short list or with one lane changed reverts; the logged words complete the
-    epoch exactly as predicted."""
+    them, with a short list or with one lane changed reverts; a node without the logs gets a
+    clear error; the logged words complete the epoch exactly as predicted."""
     w3 = subnet.w3
     with _reverted(subnet):
         _validators_weigh_miners(subnet, accounts[0], 4, 20, lambda u, j: (u * 5 + j * 11) % 900)
@@ -369,6 +369,14 @@ def test_column_phase_takes_back_only_the_logged_bonds(
         vector = subnet.epoch.consensus_vector()
         old = subnet.epoch.old_bond_words()
         assert sorted(old) == [0, 1] and all(len(words) == 4 for words in old.values())
+        with monkeypatch.context() as pruned:
+            pruned.setattr(subnet.epoch.contract, "logs", lambda *args, **kwargs: [])
+            with pytest.raises(TransactionFailed, match="pruning logs"):
+                subnet.epoch.old_bond_words()
+        with monkeypatch.context() as crediting:
+            crediting.setattr(subnet.epoch, "progress", lambda block: (EpochPhase.CREDIT, 0))
+            with pytest.raises(TransactionFailed, match="rewritten every bond word"):
+                subnet.epoch.old_bond_words()
 
         bonds = encode_bonds(old, 0)
         for short in (b"", bonds[: 32 * 4 - 1]):
@@ -390,7 +398,7 @@ def test_column_phase_takes_back_only_the_logged_bonds(
 
 
 def test_liquid_alpha_calls_stop_and_resume_inside_a_packed_word(
-    subnet: Subnet, accounts: list[LocalAccount]
+    subnet: Subnet, accounts: list[LocalAccount], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With liquid alpha a call covers a few columns (the sigmoid is costly), so calls stop
     inside a packed word and the next one resumes from the words it saved: the epochs still
@@ -422,6 +430,10 @@ def test_liquid_alpha_calls_stop_and_resume_inside_a_packed_word(
         assert phase == EpochPhase.COLUMNS and 0 < cursor < 112
         bonds = encode_bonds(old, cursor // 16)
         sums = subnet.epoch.row_sums()
+        with monkeypatch.context() as pruned:
+            pruned.setattr(subnet.epoch.contract, "logs", lambda *args, **kwargs: [])
+            with pytest.raises(TransactionFailed, match="pruning logs"):
+                subnet.epoch.row_sums()
         assert len(sums) == 32 * 8
         with pytest.raises(custom_error("YumaConsensusNeedsRowSums")):
             subnet.epoch.run_epoch(keeper, vector, bonds)
