@@ -35,7 +35,7 @@ SOLC_VERSION = "0.8.30"
 EVM_VERSION = "cancun"
 #: Low enough that YumaConsensus stays under the 24,576-byte code limit (EIP-170); its hot
 #: loops are assembly, which the runs setting hardly changes.
-OPTIMIZER_RUNS = 2_000
+OPTIMIZER_RUNS = 500
 CACHE_SCHEMA = 1
 
 _IMPORT_RE = re.compile(r"""^\s*import\s+(?:[^'"]*?\s+from\s+)?["']([^"']+)["']""", re.MULTILINE)

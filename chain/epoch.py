@@ -136,7 +136,8 @@ def epoch_emission(total_supply: int, cap: int, emission_per_block: int, tempo: 
 
 
 def to_u16(x: int) -> int:
-    """ONE-scaled fraction -> u16 (round half up), as the contract records scores."""
+    """ONE-scaled share -> u16 (round half up), as the contract records incentive and
+    dividends."""
     return fixed.fraction_to_u16(x)
 
 
@@ -200,7 +201,7 @@ def predict_epoch(state: EpochChainState, current_block: int) -> EpochPrediction
     trust_u16 = [0] * n
     for row, uid in enumerate(uids):
         dividends_u16[uid] = to_u16(out.dividends[row])
-        trust_u16[uid] = to_u16(out.validator_trust[row])
+        trust_u16[uid] = fixed.wone_to_u16(out.validator_trust[row])
     return EpochPrediction(
         inputs=inputs,
         outputs=out,
@@ -211,13 +212,13 @@ def predict_epoch(state: EpochChainState, current_block: int) -> EpochPrediction
         credits=credits,
         incentive_u16=[to_u16(x) for x in out.incentive],
         dividends_u16=dividends_u16,
-        consensus_u16=[to_u16(x) for x in out.consensus],
+        consensus_u16=[fixed.wone_to_u16(x) for x in out.consensus],
         validator_trust_u16=trust_u16,
     )
 
 
 def encode_consensus(consensus: Sequence[int]) -> bytes:
-    """``runEpoch``'s consensus vector: each ONE-scaled value as 8 bytes, big-endian."""
+    """``runEpoch``'s consensus vector: each WONE-scaled value as 8 bytes, big-endian."""
     return b"".join(int(c).to_bytes(8, "big") for c in consensus)
 
 
@@ -358,7 +359,8 @@ class EpochClient:
             fixed.masked_row(reader.weights(uid)[:n], int(uid), int(updated), registered)
             for uid, updated in zip(uids, last_update, strict=True)
         ]
-        consensus = fixed.column_consensus(rows, [int(s) for s in raw_active], int(kappa), n)
+        q = fixed.stake_weights([int(s) for s in raw_active])
+        consensus = fixed.column_consensus(rows, q, int(kappa), n)
         return encode_consensus(consensus)
 
     def claim(

@@ -17,9 +17,10 @@ import {YumaMath} from "./libraries/YumaMath.sol";
 /// @dev Steps: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows`
 /// (16 validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
 /// less the weights on uids registered since the row's last update); `_columns` (one packed
-/// word of 16 uid columns per step, 1-2 columns with liquid alpha: the caller's consensus
-/// checked against the column, clipped weights, trust, ranks, bond EMA, the column-scaled
-/// bonds weighted by rank into per-row dividend sums; the old bond words come from the
+/// word of 16 uid columns per step, 1-2 columns with liquid alpha, four columns per word
+/// operation (`_pass`): the caller's consensus checked against the column, clipped weights,
+/// trust, ranks, bond EMA, the new bonds weighted by rank over bond sum into per-row dividend
+/// sums; the old bond words come from the
 /// caller, checked against a hash per word, and the new ones are logged and hashed; the
 /// rows' running sums likewise, per call); `_credit` (the emission split, recomputed from
 /// stored ranks and the row sums, 48 uids per step). A call runs steps while the gas it used (its calldata included) plus the next
@@ -42,8 +43,9 @@ contract YumaConsensus is IYumaConsensus {
     uint256 private constant ROW_STEP = 16;
     uint256 private constant CREDIT_STEP = 48;
     /// @dev Gas bound of one column entry at the fixed rate, with its row's share of loading
-    /// and storing the words (measured: ~900 when every entry is clipped and penalised).
-    uint256 private constant ENTRY_GAS = 1_000;
+    /// and storing the words: with the 1,500 a row `_stepBound` adds, 7,900 a row of 16 uids
+    /// (measured at 64 rows: ~7,500 a row, the same whatever the values: the pass does not branch).
+    uint256 private constant ENTRY_GAS = 400;
 
     /// @dev Row record bit layout (`_rowInfo[row]`).
     uint256 private constant R_LU = 96; // last weight update (u64)
@@ -84,7 +86,7 @@ contract YumaConsensus is IYumaConsensus {
     bytes32 private _rowSumsHash;
     /// @dev Registration blocks, 4 u64 per word.
     uint256[64] private _regWords;
-    /// @dev Ranks (<= ONE), 4 u64 per word.
+    /// @dev Ranks (< 2^62), 4 u64 per word.
     uint256[64] private _rankWords;
     /// @dev Consensus as u16 (round half up), 16 per word.
     uint256[16] private _consensusWords;
@@ -351,14 +353,14 @@ contract YumaConsensus is IYumaConsensus {
     /// @dev What the column steps of one call share.
     struct Ctx {
         uint256[] recs; // one record of RECORD bytes per row
-        uint256 lanes; // memory: the lane header (LH_*), then 16 lane records of LANE bytes
+        uint256 lanes; // memory: the group area (LG_*, four quads of QW bytes)
         uint256[] words; // the finished group's new bond words, contiguous (hashed and logged)
         uint256[16] reg; // registration blocks of the step's word of uids
         uint256 hint; // calldata offset of the consensus vector (u64 per uid, big-endian)
-        uint256 total; // T: raw active stake of the median participants
-        uint256 target; // median target: T * (65535 - kappa)
-        uint256 alpha; // fixed EMA rate
-        uint256 penalty; // bonds penalty (u16)
+        uint256 total; // Q: the median participants' stake weight
+        uint256 target; // median target: Q * (65535 - kappa)
+        uint256 rate; // fixed EMA rate A (16 fractional bits)
+        uint256 penalty; // bonds penalty factor P (16 fractional bits)
         uint256 low; // liquid alpha bounds
         uint256 high;
         uint256 steepness;
@@ -379,53 +381,65 @@ contract YumaConsensus is IYumaConsensus {
     }
 
     /// @dev Column-pass record of one row in memory (assembly reads the fields by offset).
-    uint256 private constant W = 0x00; // weight word of the step's group (masked)
-    uint256 private constant OLD = 0x20; // old bond word (0 when stale, fresh lanes cleared)
+    uint256 private constant W = 0x00; // weight word of the step's group (masked, step lanes)
+    uint256 private constant OLD = 0x20; // old bond word (0 when stale; fresh and other lanes cleared)
     uint256 private constant NEW = 0x40; // new bond word being built
-    uint256 private constant SUM = 0x60; // row sum
-    uint256 private constant RAW = 0x80; // raw active stake (0: not a median participant)
-    uint256 private constant A = 0xa0; // normalised active stake
+    uint256 private constant M = 0x60; // row scale m_i
+    uint256 private constant Q = 0x80; // stake weight q_i (0: not a median participant)
+    uint256 private constant LIQ = 0xa0; // liquid alpha: the step's new bonds in lanes LG_LIQUID
     uint256 private constant TRUST = 0xc0; // sum of clipped weights
-    uint256 private constant ACC = 0xe0; // sum_j n_ij * R_j
+    uint256 private constant ACC = 0xe0; // sum_j n_ij * g_j
     uint256 private constant UID = 0x100;
     uint256 private constant LU = 0x120; // last update
     uint256 private constant WMASK = 0x140; // bit w: weight word w is non-zero
     uint256 private constant PREV = 0x160; // 1 + the row's index among the old words' rows (0: none)
-    uint256 private constant EOFF = 0x180; // 16 entries: new bond (liquid: its rate before)
-    uint256 private constant RECORD = 0x380; // record size in bytes
+    uint256 private constant RECORD = 0x180; // record size in bytes
 
-    /// @dev Lane header and lane records (`Ctx.lanes`): a lane is one uid column of the step.
-    uint256 private constant LH_END = 0x00; // end of the records
-    uint256 private constant LH_S0 = 0x20; // 16 * first lane
-    uint256 private constant LH_ZERO = 0x40; // raw stake of rows whose weight and old bond words are 0
-    uint256 private constant LH = 0x60; // lane c's record at LH + c * LANE:
-    uint256 private constant L_CONS = 0x00; //   consensus (the caller's)
-    uint256 private constant L_STAKES = 0x20; // participants' stake below << 128 | at it; then R_j
-    uint256 private constant L_RC = 0x40; //     sum a_i * cl_ij << 128 | sum e_ij; then sum e_ij
-    uint256 private constant L_ALPHA = 0x60; //  EMA rate; LIQUID (> ONE): per entry, in its slot
-    uint256 private constant LANE = 0x80;
-    uint256 private constant LIQUID = type(uint256).max;
+    /// @dev The step's group area (`Ctx.lanes`). The pass runs on four uid columns at once: a
+    /// "quad" word holds lanes k, k + 4, k + 8, k + 12 of the packed word in 64-bit slots (bits
+    /// 64m .. 64m + 63 hold lane 4m + k), so `(word >> 16k) & QUAD_U16` takes quad k out of a
+    /// packed word. `chain/yuma/fixed.py` ("Lane bounds") keeps every slot below 2^64.
+    uint256 private constant LG_END = 0x00; // end of the records
+    uint256 private constant LG_ZERO = 0x20; // stake weight of rows whose weight and old bond words are 0
+    uint256 private constant LG_LIQUID = 0x40; // u16 lanes whose new bonds come from `LIQ`
+    uint256 private constant LG_G = 0x60; // 6 words: dividend factors (see `_dividends`)
+    uint256 private constant LG_QUAD = 0x120; // quad k's four words at LG_QUAD + k * QW:
+    uint256 private constant Q_CONS = 0x00; //   consensus
+    uint256 private constant Q_STAKES = 0x20; // stake weight below (low 32 bits) and at or below (high)
+    uint256 private constant Q_RANK = 0x40; //   sum_i q_i * cl_ij
+    uint256 private constant Q_BONDS = 0x60; //  sum_i n_ij (u16 new bonds)
+    uint256 private constant QW = 0x80;
+    uint256 private constant LG_SIZE = 0x320;
+    uint256 private constant QUAD_U16 = 0x000000000000ffff000000000000ffff000000000000ffff000000000000ffff;
+    uint256 private constant QUAD_U32 = 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff;
+    uint256 private constant QUAD_U33 = 0x00000001ffffffff00000001ffffffff00000001ffffffff00000001ffffffff;
+    uint256 private constant QUAD_ONES = 0x0000000000000001000000000000000100000000000000010000000000000001;
+    uint256 private constant QUAD_TOP = 0x8000000000000000800000000000000080000000000000008000000000000000;
+    uint256 private constant QUAD_HALF = 0x0000000000008000000000000000800000000000000080000000000000008000;
+    /// @dev Lanes k, k + 5, k + 10 of a packed word at bits 0, 80, 160 (`_dividends`).
+    uint256 private constant TRIO_U16 = 0xffff0000000000000000ffff0000000000000000ffff;
+    uint256 private constant U80 = (1 << 80) - 1;
+    uint256 private constant WONE = 65_535 << 16;
 
     /// @dev Fills the records from `_rowInfo` and the row sums (none: zero, at the column
-    /// phase's first step) and `active` with raw active stakes; returns their total.
-    function _loadRows(uint256[] memory recs, uint256[] memory active, uint256[] memory sums)
-        private
-        view
-        returns (uint256 total)
-    {
-        for (uint256 i; i < active.length; ++i) {
+    /// phase's first step); returns the stake weights' total.
+    function _loadRows(uint256[] memory recs, uint256[] memory sums) private view returns (uint256 total) {
+        uint256[] memory q = _stakeWeights(recs.length / (RECORD >> 5));
+        for (uint256 i; i < q.length; ++i) {
             uint256 info = _rowInfo[i];
-            uint256 raw = (info >> R_ACTIVE) & 1 != 0 ? uint96(info) : 0;
-            active[i] = raw;
-            total += raw;
+            uint256 rowSum = uint32(info >> R_SUM);
+            // Row sums < 2^24: m < 2^63 / rowSum, so x * m < 2^63 for every x <= rowSum.
+            uint256 m = rowSum == 0 ? 0 : (WONE << 31) / rowSum;
+            uint256 weight = q[i];
+            total += weight;
             uint256 acc = sums.length == 0 ? 0 : sums[i];
             // Record i lies inside recs (one record of RECORD bytes per row).
             assembly ("memory-safe") {
                 let r := add(add(recs, 0x20), mul(i, RECORD))
-                mstore(add(r, SUM), and(shr(R_SUM, info), 0xffffffff))
+                mstore(add(r, M), m)
                 mstore(add(r, LU), and(shr(R_LU, info), 0xffffffffffffffff))
                 mstore(add(r, UID), and(shr(R_UID, info), 0xffff))
-                mstore(add(r, RAW), raw)
+                mstore(add(r, Q), weight)
                 mstore(add(r, TRUST), and(acc, 0xffffffffffffffff))
                 mstore(add(r, ACC), shr(64, acc))
                 mstore(add(r, WMASK), and(shr(R_WORDS, info), 0xffff))
@@ -434,28 +448,32 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
+    /// @dev Stake weights `q_i = s_i * 2^30 / T` of the first `rows` rows (`s_i`: raw stake of
+    /// an active row, else 0; `T`: their total).
+    function _stakeWeights(uint256 rows) private view returns (uint256[] memory q) {
+        q = new uint256[](rows);
+        uint256 total;
+        for (uint256 i; i < rows; ++i) {
+            uint256 info = _rowInfo[i];
+            if ((info >> R_ACTIVE) & 1 != 0) q[i] = uint96(info);
+            total += q[i];
+        }
+        for (uint256 i; i < rows && total != 0; ++i) {
+            q[i] = (q[i] << 30) / total;
+        }
+    }
+
     function _ctx(Epoch memory ep, Inputs memory inputs, uint256[] memory sums) private view returns (Ctx memory c) {
         YumaEpoch.Params memory p = _params;
         uint256 rows = ep.rows;
         uint256[] memory recs = new uint256[](rows * (RECORD >> 5));
-        uint256[] memory active = new uint256[](rows);
-        uint256 total = _loadRows(recs, active, sums);
-        // The final writes: the row sums' hash and log, liquid alpha's saved words.
-        uint256 reserve = 60_000 + rows * 1_000;
-        // Raw stakes are below 2^96: within normalize's precondition.
-        active.normalize();
-        for (uint256 i; i < rows; ++i) {
-            uint256 a = active[i];
-            assembly ("memory-safe") {
-                mstore(add(add(add(recs, 0x20), mul(i, RECORD)), A), a)
-            }
-        }
+        uint256 total = _loadRows(recs, sums);
         uint256 lanes;
-        // The lane area: header and 16 lane records past the free memory pointer.
+        // The group area past the free memory pointer.
         assembly ("memory-safe") {
             lanes := mload(0x40)
-            mstore(0x40, add(lanes, add(LH, mul(16, LANE))))
-            mstore(add(lanes, LH_END), add(add(recs, 0x20), mul(rows, RECORD)))
+            mstore(0x40, add(lanes, LG_SIZE))
+            mstore(add(lanes, LG_END), add(add(recs, 0x20), mul(rows, RECORD)))
         }
         c.recs = recs;
         c.lanes = lanes;
@@ -463,13 +481,14 @@ contract YumaConsensus is IYumaConsensus {
         c.hint = _hint(ep, inputs);
         c.total = total;
         c.target = total * (U16_MAX - p.kappa);
-        c.alpha = (BMA_SCALE - p.bondsMovingAverage) * (ONE / BMA_SCALE);
-        c.penalty = p.bondsPenalty;
+        c.rate = ((BMA_SCALE - p.bondsMovingAverage) << 16) / BMA_SCALE;
+        c.penalty = uint256(p.bondsPenalty) + (p.bondsPenalty >> 15);
         c.low = YumaMath.u16ToFraction(p.alphaLow);
         c.high = YumaMath.u16ToFraction(p.alphaHigh);
         c.steepness = p.alphaSigmoidSteepness;
-        // A call that stops inside a group (liquid alpha) saves its NEW words.
-        c.reserve = reserve + (p.liquidAlpha ? rows * 22_200 : 0);
+        // The final writes: the row sums' hash and log; a call that stops inside a group
+        // (liquid alpha) saves its NEW words.
+        c.reserve = 60_000 + rows * 1_000 + (p.liquidAlpha ? rows * 22_200 : 0);
         c.width = _width(p.liquidAlpha, rows);
         c.entry = _entryGas(rows);
         c.liquid = p.liquidAlpha;
@@ -618,7 +637,7 @@ contract YumaConsensus is IYumaConsensus {
         sums = new uint256[](ep.rows);
         for (uint256 i; i < sums.length; ++i) {
             uint256 word;
-            // Record i lies inside recs; trust <= ONE < 2^64, the dividend sum <= ONE^2 < 2^192.
+            // Record i lies inside recs; trust <= WONE < 2^64, the dividend sum < 2^86.
             assembly ("memory-safe") {
                 let r := add(add(recs, 0x20), mul(i, RECORD))
                 word := or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC))))
@@ -637,29 +656,36 @@ contract YumaConsensus is IYumaConsensus {
     /// consensus, records consensus and rank lanes, adds the dividend sums and, at the group's
     /// last column, commits its new bond words.
     function _step(Ctx memory c, uint256 g, uint256 c0, uint256 c1, bool finish) private {
-        _loadGroup(c, g, c0);
-        bool liquid = c.liquid;
         uint256 lanes = c.lanes;
-        for (uint256 col = c0; col < c1; ++col) {
-            uint256 cons = _hintOf(c, 16 * g + col);
-            uint256 alpha = liquid && cons != 0 ? LIQUID : c.alpha;
-            // Lane col < 16 lies inside the lane area.
+        uint256 liquid;
+        for (uint256 k; k < 4; ++k) {
+            uint256 cons;
+            for (uint256 col = c0; col < c1; ++col) {
+                if (col & 3 != k) continue;
+                uint256 v = _hintOf(c, 16 * g + col);
+                // Lane bounds: a consensus above WONE is no participant's weight.
+                if (v > WONE) revert YumaConsensusWrongConsensus(16 * g + col, v);
+                cons |= v << (64 * (col >> 2));
+                if (c.liquid && v != 0) liquid |= uint256(0xFFFF) << (16 * col);
+            }
+            // Quad k lies inside the group area.
             assembly ("memory-safe") {
-                let q := add(add(lanes, LH), mul(col, LANE))
-                mstore(add(q, L_CONS), cons)
-                mstore(add(q, L_STAKES), 0)
-                mstore(add(q, L_RC), 0)
-                mstore(add(q, L_ALPHA), alpha)
+                let q := add(add(lanes, LG_QUAD), mul(k, QW))
+                mstore(add(q, Q_CONS), cons)
+                mstore(add(q, Q_STAKES), 0)
+                mstore(add(q, Q_RANK), 0)
+                mstore(add(q, Q_BONDS), 0)
             }
         }
         assembly ("memory-safe") {
-            mstore(add(lanes, LH_S0), mul(16, c0))
-            mstore(add(lanes, LH_ZERO), 0)
+            mstore(add(lanes, LG_ZERO), 0)
+            mstore(add(lanes, LG_LIQUID), liquid)
         }
-        if (liquid) _liquidRates(c, c0, c1);
-        _pass(c.recs, lanes, c.penalty, 16 * c1);
+        _loadGroup(c, g, c0, _lanes(c0, c1));
+        if (liquid != 0) _liquidBonds(c, liquid);
+        _pass(c.recs, lanes, c.rate, c.penalty);
         _finishColumns(c, g, c0, c1);
-        _dividends(c.recs, lanes, 16 * c1);
+        _dividends(c.recs, lanes, _lanes(c0, c1));
         if (finish) _finishGroup(c, g);
     }
 
@@ -677,12 +703,12 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Loads weight word `g` (rows whose word is non-zero; the row's own lane and lanes of
-    /// uids registered at or after its last update cleared) and the old bond word `g` (rows
-    /// with current old bonds, fresh lanes cleared) into the records, the group's registration
-    /// blocks into `c.reg`; NEW starts at 0 at the group's first column (else it keeps the
-    /// lanes done, from `_partial` at a call's first step).
-    function _loadGroup(Ctx memory c, uint256 g, uint256 c0) private view {
+    /// @dev Loads the step's lanes `step` of weight word `g` (rows whose word is non-zero; the
+    /// row's own lane and lanes of uids registered at or after its last update cleared) and of
+    /// the old bond word `g` (rows with current old bonds, fresh lanes cleared) into the
+    /// records, the group's registration blocks into `c.reg`; NEW starts at 0 at the group's
+    /// first column (else it keeps the lanes done, from `_partial` at a call's first step).
+    function _loadGroup(Ctx memory c, uint256 g, uint256 c0, uint256 step) private view {
         uint256[] memory recs = c.recs;
         uint256 rows = recs.length / (RECORD >> 5);
         uint256 maxReg = _loadRegistrations(c, g);
@@ -701,11 +727,11 @@ contract YumaConsensus is IYumaConsensus {
         }
         count = 0;
         uint256 src = c.hash != 0 ? c.bonds : 0;
-        uint256 keep = ~c.fresh;
+        uint256 keep = ~c.fresh & step;
         bool resumes = c.resumes;
         for (uint256 i; i < rows; ++i) {
             uint256 w;
-            if ((_field(recs, i, WMASK) >> g) & 1 != 0) w = _masked(c, i, g, words[count++], maxReg);
+            if ((_field(recs, i, WMASK) >> g) & 1 != 0) w = _masked(c, i, g, words[count++] & step, maxReg);
             _setField(recs, i, W, w);
             uint256 prev = _field(recs, i, PREV);
             uint256 old;
@@ -767,100 +793,108 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Liquid alpha: the rate of every entry in a lane with non-zero consensus, into the
-    /// entry's slot (the sigmoid dominates the cost).
-    function _liquidRates(Ctx memory c, uint256 c0, uint256 c1) private pure {
+    /// @dev Liquid alpha: every row's new bonds in the lanes `liquid` (the step's lanes with
+    /// non-zero consensus) into its LIQ word, one entry at a time (the sigmoid dominates).
+    function _liquidBonds(Ctx memory c, uint256 liquid) private pure {
         uint256[] memory recs = c.recs;
         uint256 rows = recs.length / (RECORD >> 5);
-        uint256 lanes = c.lanes;
-        for (uint256 col = c0; col < c1; ++col) {
-            uint256 cons;
-            assembly ("memory-safe") {
-                cons := mload(add(add(lanes, LH), mul(col, LANE)))
+        for (uint256 i; i < rows; ++i) {
+            uint256 word;
+            for (uint256 col; col < 16; ++col) {
+                if ((liquid >> (16 * col)) & 1 != 0) word |= _liquidBond(c, i, col) << (16 * col);
             }
-            if (cons == 0) continue;
-            for (uint256 i; i < rows; ++i) {
-                _setField(recs, i, EOFF + 32 * col, _liquidRate(c, i, 16 * col, cons));
-            }
+            _setField(recs, i, LIQ, word);
         }
     }
 
-    /// @dev Row `i`'s liquid-alpha rate in the lane at bit `shift`, from its scaled weight's
-    /// penalised target and its old bond.
-    function _liquidRate(Ctx memory c, uint256 i, uint256 shift, uint256 cons) private pure returns (uint256) {
-        uint256 y = (_field(c.recs, i, W) >> shift) & 0xFFFF;
-        if (y != 0) y = y * ONE / _field(c.recs, i, SUM);
-        uint256 cl = y < cons ? y : cons;
-        uint256 t = y - (y - cl) * c.penalty / U16_MAX;
-        uint256 old = YumaMath.u16ToFraction((_field(c.recs, i, OLD) >> shift) & 0xFFFF);
-        return YumaMath.liquidAlpha(cons, t, old, c.low, c.high, c.steepness);
+    /// @dev Row `i`'s new bond (u16) in lane `col` at its liquid-alpha rate.
+    function _liquidBond(Ctx memory c, uint256 i, uint256 col) private pure returns (uint256) {
+        uint256 cons;
+        uint256 q = c.lanes + LG_QUAD + (col & 3) * QW;
+        // Quad col & 3 lies inside the group area.
+        assembly ("memory-safe") {
+            cons := and(shr(mul(64, shr(2, col)), mload(add(q, Q_CONS))), 0xffffffffffffffff)
+        }
+        uint256 t = _target(c, i, col, cons);
+        uint256 old = (_field(c.recs, i, OLD) >> (16 * col)) & 0xFFFF;
+        uint256 rate = _liquidRate(c, cons * ONE / WONE, t * ONE / WONE, YumaMath.u16ToFraction(old));
+        return ((((old << 16) * (65_536 - rate) + t * rate) >> 16) + (1 << 15)) >> 16;
     }
 
-    /// @dev The pass over lanes `LH_S0 / 16 .. s1 / 16 - 1` of every row, row by row: the
-    /// scaled weight `y = x * ONE / rowSum`; the participants' raw stake below the lane's
-    /// consensus (high half of L_STAKES) and at it (low half), rows whose weight and old bond
-    /// words are both zero counted in LH_ZERO instead; then, where `y` or the old bond is
-    /// non-zero, the clipped weight `cl = min(y, cons)` into the row's trust and (times `a_i`)
-    /// the lane's rank, the penalised EMA target `y - (y - cl) * penalty / 65535`, the new bond
-    /// `(ONE - alpha) * old / ONE + alpha * target / ONE` into the entry's slot, the lane's
-    /// bond sum and the row's NEW word (u16, round half up).
-    function _pass(uint256[] memory recs, uint256 lanes, uint256 penalty, uint256 s1) private pure {
-        // Records lie inside recs, lanes inside the lane area. A row whose sum is 0 has only
-        // zero lanes (the EVM's x / 0 is 0); x * ONE < 2^76; y, cl, old, alpha <= ONE: products
-        // < 2^120, and the new bond <= ONE needs no clamp. Raw stakes sum below 2^104 (a
-        // 128-bit half each); trust <= ONE per row; the rank sum <= ONE^2 < 2^120 sits above a
-        // bond sum <= rows * ONE < 2^128. Penalty and s1 wait in scratch space (stack slots).
+    /// @dev The liquid-alpha rate (16 fractional bits) from ONE-scaled consensus, target and
+    /// old bond.
+    function _liquidRate(Ctx memory c, uint256 cons, uint256 t, uint256 old) private pure returns (uint256) {
+        return (YumaMath.liquidAlpha(cons, t, old, c.low, c.high, c.steepness) << 16) / ONE;
+    }
+
+    /// @dev Row `i`'s penalised target in lane `col`, from its scaled weight and the consensus.
+    function _target(Ctx memory c, uint256 i, uint256 col, uint256 cons) private pure returns (uint256) {
+        uint256 y = (((_field(c.recs, i, W) >> (16 * col)) & 0xFFFF) * _field(c.recs, i, M)) >> 31;
+        uint256 cl = y < cons ? y : cons;
+        return y - (((y - cl) * c.penalty) >> 16);
+    }
+
+    /// @dev The pass over every row, four uid columns at a time (quads, see LG_QUAD): the scaled
+    /// weight `y = x * m >> 31`; the participants' stake weight below the lane's consensus and
+    /// at or below it (rows whose weight and old bond words are both zero count in LG_ZERO
+    /// instead); the clipped weight `cl = min(y, cons)` into the row's trust and (times `q_i`)
+    /// the lane's rank; the penalised target `t = y - ((y - cl) * P >> 16)`; the new bond
+    /// `((old << 16) * (65536 - A) + t * A) >> 16`, rounded to u16 (liquid lanes: from LIQ)
+    /// into the row's NEW word and the lane's bond sum.
+    function _pass(uint256[] memory recs, uint256 lanes, uint256 rate, uint256 penalty) private pure {
+        // Records lie inside recs, quads inside the group area; "Lane bounds" in fixed.py keep
+        // every slot below 2^64: no slot borrows from or carries into its neighbour. The row's
+        // weight word and quad offset wait in scratch space (stack slots).
         assembly ("memory-safe") {
-            mstore(0x00, penalty)
-            mstore(0x20, s1)
-            for { let p := add(recs, 0x20) } lt(p, mload(add(lanes, LH_END))) { p := add(p, RECORD) } {
+            let keep := shl(16, sub(65536, rate))
+            let liquid := mload(add(lanes, LG_LIQUID))
+            for { let p := add(recs, 0x20) } lt(p, mload(add(lanes, LG_END))) { p := add(p, RECORD) } {
                 let w := mload(p)
                 let o := mload(add(p, OLD))
+                let q := mload(add(p, Q))
                 if iszero(or(w, o)) {
-                    let z := add(lanes, LH_ZERO)
-                    mstore(z, add(mload(z), mload(add(p, RAW))))
+                    let z := add(lanes, LG_ZERO)
+                    mstore(z, add(mload(z), q))
                     continue
                 }
-                let trust := mload(add(p, TRUST))
-                let nw := mload(add(p, NEW))
-                let s := mload(add(lanes, LH_S0))
-                let x := add(add(p, EOFF), shl(1, s))
-                for { let q := add(add(lanes, LH), shl(3, s)) } lt(s, mload(0x20)) {
-                    s := add(s, 16)
-                    q := add(q, LANE)
-                    x := add(x, 0x20)
-                } {
-                    let y := div(mul(and(shr(s, w), 0xffff), ONE), mload(add(p, SUM)))
-                    let cons := mload(q)
-                    if iszero(gt(y, cons)) {
-                        let k := add(q, L_STAKES)
-                        mstore(k, add(mload(k), shl(mul(lt(y, cons), 128), mload(add(p, RAW)))))
-                    }
-                    let old := and(shr(s, o), 0xffff)
-                    let t := 0
-                    if or(y, old) {
-                        // cons becomes cl, y the rate once the target t is known.
-                        if lt(y, cons) { cons := y }
-                        trust := add(trust, cons)
-                        t := y
-                        if gt(y, cons) { t := sub(y, div(mul(sub(y, cons), mload(0x00)), U16_MAX)) }
-                        y := mload(add(q, L_ALPHA))
-                        if gt(y, ONE) { y := mload(x) }
-                        t := add(div(mul(sub(ONE, y), div(mul(old, ONE), U16_MAX)), ONE), div(mul(y, t), ONE))
-                        y := add(q, L_RC)
-                        mstore(y, add(mload(y), add(shl(128, mul(mload(add(p, A)), cons)), t)))
-                        nw := or(nw, shl(s, div(add(mul(t, U16_MAX), HALF), ONE)))
-                    }
-                    mstore(x, t)
+                let m := mload(add(p, M))
+                let trust := 0
+                let e := 0
+                for { let k := 0 } lt(k, 64) { k := add(k, 16) } {
+                    let quad := add(add(lanes, LG_QUAD), mul(shr(4, k), QW))
+                    let y := and(shr(31, mul(and(shr(k, w), QUAD_U16), m)), QUAD_U32)
+                    let cons := mload(add(quad, Q_CONS))
+                    // d: y - cons + 2^63 per slot; its top bit says y >= cons.
+                    let d := sub(or(y, QUAD_TOP), cons)
+                    let ge := and(shr(63, d), QUAD_ONES)
+                    let le := and(shr(63, sub(or(cons, QUAD_TOP), y)), QUAD_ONES)
+                    let at := add(quad, Q_STAKES)
+                    mstore(at, add(mload(at), mul(or(xor(ge, QUAD_ONES), shl(32, le)), q)))
+                    // d becomes y - cl (0 where y < cons), y the clipped weight.
+                    d := and(d, mul(ge, 0x7fffffffffffffff))
+                    y := sub(y, d)
+                    trust := add(trust, y)
+                    at := add(quad, Q_RANK)
+                    mstore(at, add(mload(at), mul(y, q)))
+                    // y becomes the target, then the new bond.
+                    y := sub(add(y, d), and(shr(16, mul(d, penalty)), QUAD_U33))
+                    y := and(shr(16, add(mul(and(shr(k, o), QUAD_U16), keep), mul(y, rate))), QUAD_U33)
+                    e := or(e, shl(k, and(shr(16, add(y, QUAD_HALF)), QUAD_U16)))
                 }
-                mstore(add(p, TRUST), trust)
-                mstore(add(p, NEW), nw)
+                // Slots of trust sum to at most WONE: the top slot of the product is their sum.
+                mstore(add(p, TRUST), add(mload(add(p, TRUST)), shr(192, mul(trust, QUAD_ONES))))
+                if liquid { e := or(and(e, not(liquid)), and(mload(add(p, LIQ)), liquid)) }
+                mstore(add(p, NEW), or(mload(add(p, NEW)), e))
+                for { let k := 0 } lt(k, 64) { k := add(k, 16) } {
+                    let at := add(add(add(lanes, LG_QUAD), mul(shr(4, k), QW)), Q_BONDS)
+                    mstore(at, add(mload(at), and(shr(k, e), QUAD_U16)))
+                }
             }
         }
     }
 
-    /// @dev Checks each lane's consensus, turns its sums into the rank `R_j` (L_STAKES) and
-    /// bond sum (L_RC) the dividends read, and records consensus (u16) and rank lanes.
+    /// @dev Checks each lane's consensus, records consensus (u16) and rank lanes, and sets the
+    /// dividend factors `g_j = R_j / sum_i n_ij` (`_dividends`).
     function _finishColumns(Ctx memory c, uint256 g, uint256 c0, uint256 c1) private {
         uint256 lanes = c.lanes;
         uint256 consensus = _consensusWords[g] & ~_lanes(c0, c1);
@@ -869,31 +903,27 @@ contract YumaConsensus is IYumaConsensus {
             ranks[k] = _rankWords[4 * g + k];
         }
         uint256 zero;
+        uint256[6] memory factors;
         assembly ("memory-safe") {
-            zero := mload(add(lanes, LH_ZERO))
+            zero := mload(add(lanes, LG_ZERO))
         }
         for (uint256 col = c0; col < c1; ++col) {
-            uint256 q = lanes + LH + col * LANE;
-            uint256 cons;
-            uint256 stakes;
-            uint256 rc;
-            assembly ("memory-safe") {
-                cons := mload(add(q, L_CONS))
-                stakes := mload(add(q, L_STAKES))
-                rc := mload(add(q, L_RC))
-            }
-            // The skipped rows' scaled weights are 0: at a zero consensus, below it otherwise.
-            stakes += cons == 0 ? zero : zero << 128;
-            _checkConsensus(c, 16 * g + col, cons, stakes);
-            uint256 rank = (rc >> 128) / ONE;
-            assembly ("memory-safe") {
-                mstore(add(q, L_STAKES), rank)
-                mstore(add(q, L_RC), and(rc, 0xffffffffffffffffffffffffffffffff))
-            }
-            consensus |= _toU16(cons) << (16 * col);
+            (uint256 cons, uint256 rank, uint256 bonds) = _checkedLane(c, g, col, zero);
+            consensus |= ((cons + (1 << 15)) >> 16) << (16 * col);
             uint256 shift = 64 * (col & 3);
-            // rank <= ONE < 2^64 fits its lane.
+            // rank < 2^62 fits its u64 lane.
             ranks[col >> 2] = (ranks[col >> 2] & ~(uint256(type(uint64).max) << shift)) | (rank << shift);
+            // Lanes 5t + r go to factor word r at bits 80 * (2 - t) (lane 15: word 5 alone).
+            if (bonds != 0) {
+                if (col == 15) factors[5] = rank / bonds;
+                else factors[col % 5] |= (rank / bonds) << (80 * (2 - col / 5));
+            }
+        }
+        for (uint256 k; k < 6; ++k) {
+            uint256 f = factors[k];
+            assembly ("memory-safe") {
+                mstore(add(add(lanes, LG_G), mul(k, 0x20)), f)
+            }
         }
         if (_consensusWords[g] != consensus) _consensusWords[g] = consensus;
         for (uint256 k; k < 4; ++k) {
@@ -901,41 +931,56 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev `cons` is the stake-weighted median of a column whose participants hold raw stake
-    /// `stakes >> 128` below it and `uint128(stakes)` at it: the smallest participant value `v`
-    /// with `S(v) * 65535 > T * (65535 - kappa)`, else the largest (0 without participants).
-    function _checkConsensus(Ctx memory c, uint256 j, uint256 cons, uint256 stakes) private pure {
+    /// @dev Lane `col` of word `g`: its consensus, rank and bond sum, once the consensus is
+    /// checked (`zero`: the stake weight of the rows the pass skipped).
+    function _checkedLane(Ctx memory c, uint256 g, uint256 col, uint256 zero)
+        private
+        pure
+        returns (uint256 cons, uint256 rank, uint256 bonds)
+    {
+        uint256 q = c.lanes + LG_QUAD + (col & 3) * QW;
+        uint256 shift = 64 * (col >> 2);
+        uint256 stakes;
+        // Quad col & 3 lies inside the group area.
+        assembly ("memory-safe") {
+            cons := and(shr(shift, mload(add(q, Q_CONS))), 0xffffffffffffffff)
+            stakes := and(shr(shift, mload(add(q, Q_STAKES))), 0xffffffffffffffff)
+            rank := and(shr(shift, mload(add(q, Q_RANK))), 0xffffffffffffffff)
+            bonds := and(shr(shift, mload(add(q, Q_BONDS))), 0xffffffffffffffff)
+        }
+        // The skipped rows' scaled weights are 0: at a zero consensus, below it otherwise.
+        _checkConsensus(c, 16 * g + col, cons, uint32(stakes) + (cons == 0 ? 0 : zero), (stakes >> 32) + zero);
+    }
+
+    /// @dev `cons` is the stake-weighted median of a column whose participants hold stake
+    /// weight `below` under it and `upTo` at or under it: the smallest participant value `v`
+    /// with `S(v) * 65535 > Q * (65535 - kappa)`, else the largest (0 without participants).
+    function _checkConsensus(Ctx memory c, uint256 j, uint256 cons, uint256 below, uint256 upTo) private pure {
         bool ok;
         if (c.total == 0) {
             ok = cons == 0;
         } else {
-            uint256 below = stakes >> 128;
-            uint256 equal = uint128(stakes);
-            uint256 upTo = below + equal;
-            ok = equal != 0 && below * U16_MAX <= c.target && (upTo * U16_MAX > c.target || upTo == c.total);
+            ok = upTo > below && below * U16_MAX <= c.target && (upTo * U16_MAX > c.target || upTo == c.total);
         }
         if (!ok) revert YumaConsensusWrongConsensus(j, cons);
     }
 
-    /// @dev Adds `floor(e_ij * ONE / colSum_j) * R_j` over the step's lanes to every row's
-    /// dividend sum (rows `_pass` skipped have no bond in them).
-    function _dividends(uint256[] memory recs, uint256 lanes, uint256 s1) private pure {
-        // Records and lanes lie inside their areas. The scaled bond <= ONE and R_j <= ONE, and a
-        // row's sum over the epoch stays <= ONE^2 (ranks sum to at most ONE).
+    /// @dev Adds `sum_j n_ij * g_j` over the step's lanes `step` to every row's dividend sum:
+    /// three lanes per multiplication. Factor word r holds g of lanes r + 10, r + 5, r at bits
+    /// 0, 80, 160, so bits 160.. of `((new >> 16r) & TRIO_U16) * word` hold the three products'
+    /// sum (each partial sum < 3 * 2^16 * 2^62 < 2^80: no carry between them).
+    function _dividends(uint256[] memory recs, uint256 lanes, uint256 step) private pure {
+        // Records lie inside recs, factor words inside the group area; a row's sum over the
+        // epoch < 2^16 * 2^62 * 256 < 2^86.
         assembly ("memory-safe") {
-            mstore(0x20, s1)
-            for { let p := add(recs, 0x20) } lt(p, mload(add(lanes, LH_END))) { p := add(p, RECORD) } {
-                if iszero(or(mload(p), mload(add(p, OLD)))) { continue }
-                let acc := mload(add(p, ACC))
-                let s := mload(add(lanes, LH_S0))
-                let q := add(add(lanes, LH), shl(3, s))
-                let end := add(add(p, EOFF), shl(1, mload(0x20)))
-                for { let x := add(add(p, EOFF), shl(1, s)) } lt(x, end) {
-                    x := add(x, 0x20)
-                    q := add(q, LANE)
-                } {
-                    let e := mload(x)
-                    if e { acc := add(acc, mul(div(mul(e, ONE), mload(add(q, L_RC))), mload(add(q, L_STAKES)))) }
+            let gs := add(lanes, LG_G)
+            for { let p := add(recs, 0x20) } lt(p, mload(add(lanes, LG_END))) { p := add(p, RECORD) } {
+                let e := and(mload(add(p, NEW)), step)
+                if iszero(e) { continue }
+                let acc := add(mload(add(p, ACC)), mul(shr(240, e), mload(add(gs, 0xa0))))
+                for { let r := 0 } lt(r, 80) { r := add(r, 16) } {
+                    let f := mload(add(gs, mul(r, 2)))
+                    acc := add(acc, and(shr(160, mul(and(shr(r, e), TRIO_U16), f)), U80))
                 }
                 mstore(add(p, ACC), acc)
             }
@@ -974,7 +1019,7 @@ contract YumaConsensus is IYumaConsensus {
         for (uint256 j; j < n; ++j) {
             s.incentive[j] = uint64(_rankWords[j >> 2] >> (64 * (j & 3)));
         }
-        // Ranks <= ONE: within normalize's precondition.
+        // Ranks < 2^62: within normalize's precondition.
         s.incentive.normalize();
         uint256[] memory stake = new uint256[](rows);
         uint256[] memory active = new uint256[](rows);
@@ -990,12 +1035,13 @@ contract YumaConsensus is IYumaConsensus {
             s.trust[i] = uint64(acc);
             s.dividends[i] = acc >> 64;
         }
+        uint256[] memory q = _stakeWeights(rows);
+        for (uint256 i; i < rows; ++i) {
+            // q_i <= 2^30 and the sum < 2^86: D_i < 2^116, within normalize's precondition.
+            s.dividends[i] *= q[i];
+        }
         stake.normalize();
         active.normalize();
-        for (uint256 i; i < rows; ++i) {
-            // a_i * acc_i <= ONE^3; the quotient <= ONE.
-            s.dividends[i] = active[i] * s.dividends[i] / (ONE * ONE);
-        }
         s.dividends.normalize();
 
         uint256 minted = _minted;
@@ -1089,7 +1135,7 @@ contract YumaConsensus is IYumaConsensus {
             uint256 shift = 16 * (j & 15);
             incentive[j >> 4] |= _toU16(s.incentive[j]) << shift;
             dividends[j >> 4] |= _toU16(s.dividends[j]) << shift;
-            trust[j >> 4] |= _toU16(s.trust[j]) << shift;
+            trust[j >> 4] |= ((s.trust[j] + (1 << 15)) >> 16) << shift;
         }
         for (uint256 w; w < 16; ++w) {
             consensus[w] = _consensusWords[w];
@@ -1097,7 +1143,7 @@ contract YumaConsensus is IYumaConsensus {
         _metagraph.recordEpochScores(incentive, dividends, consensus, trust);
     }
 
-    /// @dev ONE-scaled fraction in [0, ONE] to u16 (round half up), as bonds are stored.
+    /// @dev ONE-scaled share in [0, ONE] to u16 (round half up).
     function _toU16(uint256 x) private pure returns (uint256) {
         return (x * U16_MAX + HALF) / ONE;
     }

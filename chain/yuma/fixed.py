@@ -5,86 +5,92 @@ Solidity libraries (``contracts/libraries/YumaEpoch.sol`` over
 ``YumaMath.sol``) compute exactly the same integers and the differential tests
 hold them to that.
 
-Number format
--------------
-* Every fraction is a non-negative integer scaled by ``ONE = 10**18``.
-* Stored u16 fractions (weights, bonds, kappa, alpha bounds, bonds penalty) are
-  fractions of ``U16_MAX = 65535``. Reading one: ``x * ONE // 65535`` (floor).
-  Writing a bond back: ``(b * 65535 + ONE // 2) // ONE`` (round half up, so a
-  bond that did not move reads back to the same u16).
-* Every other division is floor division (``//``); intermediate products stay
-  below 2**256 (the largest, a dividend before its division by ``ONE**2``, is
-  at most ``ONE**4`` < 2**240).
+Number formats
+--------------
+Three integer units, each chosen so the on-chain column pass can run on four uids at once
+in one 256-bit word (64-bit lanes, see "Lane bounds" below):
+
+* ``WONE = 65535 * 2**16``: per-entry fractions (scaled weights ``y``, consensus ``c``,
+  clipped weights, bond targets, unrounded new bonds) and validator trust. A stored u16
+  fraction ``b`` of 65535 is exactly ``b << 16`` in it, and ``(v + 2**15) >> 16`` turns a
+  value back into a u16 fraction (round half up, :func:`wone_to_u16`).
+* ``STAKE_ONE = 2**30``: the stake weight ``q_i = s_i * 2**30 // T`` of an active,
+  permitted row (``T``: those rows' raw stake), which weighs consensus, ranks and dividends.
+  A row whose ``q_i`` floors to 0 (stake below ``T / 2**30``) takes no part.
+* ``ONE = 10**18``: the shares emission is split by (stake, incentive, dividends).
+
+Every division is floor division (``//`` or ``>>``) unless stated.
 
 Normalisation and dust
 ----------------------
-``normalize(x)`` returns ``y_i = x_i * ONE // sum(x)`` and then adds the
-remainder ``ONE - sum(y)`` (always ``< len(x)``) to the first index holding
-the largest ``x_i``. A normalised non-zero vector therefore sums to exactly
-``ONE``; an all-zero vector stays all zero. This rule normalises stake,
-incentive and dividends (the vectors emission is split by). Token amounts are
-split with the same rule (``distribute``): floor shares, remainder (< entries,
-in base units) to the first largest share.
-
-Weight rows and bond columns are only *scaled* (``scale``: ``x_i * ONE //
-sum(x)``, no remainder): they feed sums that are normalised again, so their
-dust (``ONE - sum < len(x)`` units of ``1e-18``) changes nothing that is paid
-out, and the contract can scale an entry knowing only its row or column sum,
-without a pass to find the largest entry. A row kept within consensus has
-``vtrust = ONE - dust`` (``> ONE - N``), which records as u16 65535.
+``normalize(x)`` returns ``y_i = x_i * ONE // sum(x)`` and then adds the remainder ``ONE
+- sum(y)`` (always ``< len(x)``) to the first index holding the largest ``x_i``. A
+normalised non-zero vector therefore sums to exactly ``ONE``; an all-zero vector stays all
+zero. This rule normalises stake, incentive and dividends (the vectors emission is split
+by). Token amounts are split with the same rule (``distribute``): floor shares, remainder
+(< entries, in base units) to the first largest share.
 
 Weighted median (consensus)
 ---------------------------
-For a uid column, the participants are the active, permitted validator rows with
-non-zero raw stake ``s_i`` (total ``T``). Consensus is the smallest participant
-weight ``v`` with ``S(v) * 65535 > T * (65535 - kappa)``, where ``S(v)`` is the raw
-stake of participants whose weight is ``<= v``; when no value qualifies (kappa = 0)
-it is the largest participant weight, and with no participant it is 0. Raw stakes
-make this an exact rational comparison (normalisation dust cannot break ties), the
-same order statistic as subtensor's ``weighted_median`` with ``minority = 1 - kappa``.
-Any correct selection algorithm gives the same value (sorting here, quickselect in the
-memory-array library). The on-chain epoch does not select: the caller passes the value and
-the contract checks it, with ``L`` the participants' stake below it and ``E`` at it:
-``E > 0``, ``L * 65535 <= target`` and (``(L + E) * 65535 > target`` or ``L + E = T``),
-which exactly one value satisfies (0 when there is no participant).
+For a uid column, the participants are the rows with ``q_i > 0`` (total ``Q``).
+Consensus is the smallest participant weight ``v`` with ``S(v) * 65535 > Q * (65535 -
+kappa)``, where ``S(v)`` is the stake weight of participants whose weight is ``<= v``;
+when no value qualifies (kappa = 0) it is the largest participant weight, and with no
+participant it is 0: the same order statistic as subtensor's ``weighted_median`` with
+``minority = 1 - kappa``. Any correct selection algorithm gives the same value (sorting
+here, quickselect in the memory-array library). The on-chain epoch does not select: the
+caller passes the value and the contract checks it, with ``L`` the participants' stake
+weight below it and ``U`` at or below it: ``U > L``, ``L * 65535 <= target`` and (``U *
+65535 > target`` or ``U = Q``), which exactly one value satisfies (0 with no participant).
 
 Epoch (V validator rows x N uid columns)
 ----------------------------------------
 1. ``active_i = last_update_i + activity_cutoff >= current_block``.
-2. ``stake = normalize(stakes)``; ``a = normalize(stakes_i if active_i and permit_i else 0)``.
-3. Weights: rows without permit are zero; the self weight (column
-   ``validator_uids[i]``) and weights not newer than the column's
-   registration (``last_update_i <= registration_block_j``) are zeroed; each
-   row is ``scale``d.
-4. ``c_j`` = weighted median above (raw active stake); clipped ``w'_ij = min(w_ij, c_j)``.
-5. ``vtrust_i = sum_j w'_ij``; ``incentive = normalize(R)`` with the ranks
-   ``R_j = (sum_i a_i * w'_ij) // ONE`` (one division, after the exact sum).
-6. Bond target ``t_ij = w_ij - (w_ij - w'_ij) * bonds_penalty // 65535``.
-   Old bond ``b_ij = bonds_ij * ONE // 65535``, zero when uid ``j`` registered
-   after ``last_epoch_block``. Rate ``alpha = (1e6 - bonds_moving_average) *
-   10**12``, or with liquid alpha, in every column with ``c_j > 0``, per entry
-   ``alpha_ij`` from :func:`liquid_alpha` (a column-local rule, so a chunked epoch
-   can decide it from the column alone). New bond
-   ``e_ij = min(ONE, (ONE - alpha) * b_ij // ONE + alpha * t_ij // ONE)``;
-   rows without permit are zero. Stored as u16 (round half up).
-7. ``e`` (unrounded) column-``scale``d to ``n_ij``; ``dividends = normalize(D)``
-   with ``D_i = a_i * (sum_j n_ij * R_j) // ONE**2`` over the ranks ``R_j``
-   of step 5 (proportional to the incentive, but known column by column, so a
-   chunked epoch needs no second pass over the bonds).
+2. ``stake = normalize(stakes)``; ``a = normalize(stakes_i if active_i and permit_i else
+   0)`` (outputs, and the fallback split); ``q`` as above.
+3. Weights: rows without permit are zero; the self weight (column ``validator_uids[i]``)
+   and weights not newer than the column's registration (``last_update_i <=
+   registration_block_j``) are zeroed, leaving ``x_ij`` with row sum ``X_i``; the row scale
+   is ``m_i = WONE * 2**31 // X_i`` (0 for an empty row) and ``y_ij = x_ij * m_i >> 31``
+   (``<= WONE``; within one unit of ``x_ij * WONE / X_i``).
+4. ``c_j`` = weighted median above; clipped ``w'_ij = min(y_ij, c_j)``.
+5. ``vtrust_i = sum_j w'_ij``; ranks ``R_j = sum_i q_i * w'_ij``; ``incentive =
+   normalize(R)``.
+6. Bond target ``t_ij = y_ij - ((y_ij - w'_ij) * P >> 16)`` with ``P = penalty + (penalty
+   >> 15)`` (65535 -> 65536: the target is the clipped weight; 0: the weight). Old bond
+   ``b_ij`` (u16), zero when uid ``j`` registered after ``last_epoch_block``. Rate ``A`` in
+   ``[0, 65536]``: ``(1e6 - bonds_moving_average) * 65536 // 1e6``, or with liquid alpha,
+   in every column with ``c_j > 0``, per entry ``alpha * 65536 // ONE`` with ``alpha`` from
+   :func:`liquid_alpha` over ``c_j``, ``t_ij`` and ``b_ij`` in ONE (``v * ONE // WONE``; a
+   column-local rule, so a chunked epoch can decide it from the column alone). Unrounded
+   new bond ``e_ij = ((b_ij << 16) * (65536 - A) + t_ij * A) >> 16`` (``<= WONE``), stored
+   as ``n_ij = (e_ij + 2**15) >> 16``; rows without permit are zero.
+7. Dividends weigh the stored new bonds: per column ``g_j = R_j // sum_i n_ij`` (0 for an
+   empty column), ``D_i = q_i * sum_j n_ij * g_j``, ``dividends = normalize(D)``.
+
+Lane bounds (what lets the contract run four uids per word)
+-----------------------------------------------------------
+Per lane, every intermediate stays below ``2**64`` and no lane borrows from another:
+``x * m < 2**63``; ``y, c, w', t, e <= WONE < 2**32``; ``(y - w') * P <= 2**48``; the
+EMA sum ``< 2**49``; a column's stake weights below and at-or-below its consensus ``<= Q
+<= 2**30`` each (two 32-bit halves of one lane); ``R_j <= WONE * Q < 2**62`` (so ``g_j <
+2**62``); a column's bond sum ``< 2**24``; a row's trust ``<= WONE``. Dividends take
+three uids per multiplication: ``3 * 65535 * g < 2**80``.
 
 Liquid alpha's sigmoid needs ``e**-x``: :func:`exp_neg` multiplies ``floor(e**-1
-* ONE)`` once per whole unit of ``x`` (floor each step), divides by the Taylor
-series of ``e**frac`` (each term floored, until a term is 0), and the sigmoid and
-rate follow with floor divisions (:func:`liquid_alpha`).
+* ONE)`` once per whole unit of ``x`` (floor each step), divides by the Taylor series of
+``e**frac`` (each term floored, until a term is 0), and the sigmoid and rate follow with
+floor divisions (:func:`liquid_alpha`).
 
 Deviations from subtensor (deliberate)
 --------------------------------------
 Fixed 18/41/41 split with fees in the validator pool (instead of incentive vs
-dividends halves); consensus over raw stake; ranks and dividends from integer
-integer sums (dividends weigh bonds by ranks, not by rounded incentive); liquid
-alpha decided per column (``c_j > 0``) instead of for the whole matrix; bonds stored round-half-up (subtensor truncates) so a steady bond
-does not decay; rows that lose their permit get zero bonds in the same epoch;
-no minimum-stake filter (permits come from the metagraph's top-K).
+dividends halves); 32-bit weights and 30-bit stake weights instead of I32F32 (about the
+same precision, in units the EVM can run four lanes of); dividends weigh the bonds as
+stored (u16) by the ranks (not by rounded incentive); liquid alpha decided per column
+(``c_j > 0``) instead of for the whole matrix; bonds stored round-half-up (subtensor
+truncates) so a steady bond does not decay; rows that lose their permit get zero bonds in
+the same epoch; no minimum-stake filter (permits come from the metagraph's top-K).
 
 Emission split
 --------------
@@ -109,6 +115,12 @@ from chain.yuma.types import (
 )
 
 ONE = 10**18
+#: Unit of per-entry fractions: a u16 fraction ``b`` of 65535 is ``b << 16``.
+WONE = U16_MAX << 16
+#: Unit of stake weights.
+STAKE_ONE = 2**30
+#: Bond EMA rates and the bonds penalty run in 16 fractional bits.
+RATE_ONE = 2**16
 #: floor(e^-1 * 10**18).
 E_INV = 367_879_441_171_442_321
 OWNER_PERCENT = 18
@@ -127,6 +139,16 @@ def fraction_to_u16(x: int) -> int:
     return (x * U16_MAX + ONE // 2) // ONE
 
 
+def wone_to_u16(x: int) -> int:
+    """WONE-scaled fraction in [0, WONE] -> u16 fraction of 65535 (round half up)."""
+    return (x + (1 << 15)) >> 16
+
+
+def wone_to_fraction(x: int) -> int:
+    """WONE-scaled fraction -> ONE-scaled fraction (floor)."""
+    return x * ONE // WONE
+
+
 def _first_argmax(x: list[int]) -> int:
     best = 0
     for i in range(1, len(x)):
@@ -143,14 +165,6 @@ def normalize(x: list[int]) -> list[int]:
     y = [xi * ONE // total for xi in x]
     y[_first_argmax(x)] += ONE - sum(y)
     return y
-
-
-def scale(x: list[int]) -> list[int]:
-    """``x_i * ONE // sum(x)`` with no remainder assigned; zeros stay zeros."""
-    total = sum(x)
-    if total == 0:
-        return [0] * len(x)
-    return [xi * ONE // total for xi in x]
 
 
 def distribute(amount: int, shares: list[int]) -> list[int]:
@@ -225,24 +239,35 @@ def active_stakes(inp: EpochInputs) -> list[int]:
     ]
 
 
+def stake_weights(raw_active: list[int]) -> list[int]:
+    """``q_i = s_i * STAKE_ONE // sum(s)`` of the raw active stakes (all 0 without stake)."""
+    total = sum(raw_active)
+    return [s * STAKE_ONE // total if total else 0 for s in raw_active]
+
+
 def stake_vectors(inp: EpochInputs) -> tuple[list[int], list[int]]:
     """``(stake, active_stake)``: all stake, and active + permitted stake, each normalised."""
     return normalize(list(inp.stakes)), normalize(active_stakes(inp))
 
 
+def row_scale(row_sum: int) -> int:
+    """``m = WONE * 2**31 // row_sum`` (0 for an empty row): ``y = x * m >> 31``."""
+    return (WONE << 31) // row_sum if row_sum else 0
+
+
 def masked_row(raw: list[int], uid: int, updated: int, registration_blocks: list[int]) -> list[int]:
-    """A permitted row of ``len(registration_blocks)`` uids: the self weight and weights not
-    newer than their column's registration zeroed, then ``scale``d."""
-    return scale(
-        [
-            raw[j] if j != uid and updated > registered else 0
-            for j, registered in enumerate(registration_blocks)
-        ]
-    )
+    """A permitted row of ``len(registration_blocks)`` uids in WONE: the self weight and
+    weights not newer than their column's registration zeroed, then scaled by its sum."""
+    x = [
+        raw[j] if j != uid and updated > registered else 0
+        for j, registered in enumerate(registration_blocks)
+    ]
+    m = row_scale(sum(x))
+    return [xj * m >> 31 for xj in x]
 
 
 def masked_weights(inp: EpochInputs) -> list[list[int]]:
-    """Row-scaled weights; no-permit rows, self weights and outdated weights zeroed."""
+    """Row-scaled weights (WONE); no-permit rows, self weights and outdated weights zeroed."""
     return [
         masked_row(inp.weights[i], uid, inp.last_update[i], inp.registration_blocks)
         if inp.permits[i]
@@ -252,26 +277,40 @@ def masked_weights(inp: EpochInputs) -> list[list[int]]:
 
 
 def column_consensus(
-    weights: list[list[int]], raw_active: list[int], kappa: int, n: int | None = None
+    weights: list[list[int]], q: list[int], kappa: int, n: int | None = None
 ) -> list[int]:
-    """Stake-weighted kappa-median of every column (``raw_active`` from :func:`active_stakes`);
-    ``n`` columns (default: the first row's length), all 0 without rows."""
+    """Stake-weighted kappa-median of every column (stake weights ``q`` from
+    :func:`stake_weights`); ``n`` columns (default: the first row's length), all 0 without rows."""
     if n is None:
         n = len(weights[0]) if weights else 0
-    return [weighted_median([row[j] for row in weights], raw_active, kappa) for j in range(n)]
+    return [weighted_median([row[j] for row in weights], q, kappa) for j in range(n)]
 
 
 def clipped_ranks(
-    weights: list[list[int]], consensus: list[int], active_stake: list[int]
+    weights: list[list[int]], consensus: list[int], q: list[int]
 ) -> tuple[list[list[int]], list[int]]:
-    """``(clipped, ranks)``: weights clipped at consensus and the stake-weighted clipped
-    support ``R_j = (sum_i a_i * min(w_ij, c_j)) // ONE`` of every column (ONE-scaled)."""
+    """``(clipped, ranks)``: weights clipped at consensus and the ranks ``R_j = sum_i q_i *
+    min(y_ij, c_j)`` of every column."""
     clipped = [[min(w, c) for w, c in zip(row, consensus, strict=True)] for row in weights]
     ranks = [
-        sum(a * row[j] for a, row in zip(active_stake, clipped, strict=True)) // ONE
-        for j in range(len(consensus))
+        sum(qi * row[j] for qi, row in zip(q, clipped, strict=True)) for j in range(len(consensus))
     ]
     return clipped, ranks
+
+
+def fixed_rate(bonds_moving_average: int) -> int:
+    """The bond EMA rate ``A`` (of RATE_ONE) without liquid alpha."""
+    return (BMA_SCALE - bonds_moving_average) * RATE_ONE // BMA_SCALE
+
+
+def penalty_factor(bonds_penalty: int) -> int:
+    """``P`` (of RATE_ONE) from the u16 bonds penalty: 65535 -> 65536."""
+    return bonds_penalty + (bonds_penalty >> 15)
+
+
+def new_bond(old: int, target: int, rate: int) -> int:
+    """Unrounded new bond (WONE) from the old u16 bond, the target (WONE) and the rate."""
+    return ((old << 16) * (RATE_ONE - rate) + target * rate) >> 16
 
 
 def epoch(inp: EpochInputs) -> EpochOutputs[int]:
@@ -281,41 +320,46 @@ def epoch(inp: EpochInputs) -> EpochOutputs[int]:
     n = inp.n
 
     stake, active_stake = stake_vectors(inp)
+    q = stake_weights(active_stakes(inp))
     weights = masked_weights(inp)
-    consensus = column_consensus(weights, active_stakes(inp), p.kappa, n)
-    clipped, ranks = clipped_ranks(weights, consensus, active_stake)
+    consensus = column_consensus(weights, q, p.kappa, n)
+    clipped, ranks = clipped_ranks(weights, consensus, q)
     vtrust = [sum(row) for row in clipped]
     incentive = normalize(ranks)
 
     # Bonds: Yuma 3 per-entry EMA toward the (penalised) clipped weights.
-    alpha_fixed = (BMA_SCALE - p.bonds_moving_average) * (ONE // BMA_SCALE)
+    rate_fixed = fixed_rate(p.bonds_moving_average)
+    penalty = penalty_factor(p.bonds_penalty)
     low, high = u16_to_fraction(p.alpha_low), u16_to_fraction(p.alpha_high)
     fresh = [reg > inp.last_epoch_block for reg in inp.registration_blocks]
-    ema: list[list[int]] = []
+    new_bonds: list[list[int]] = []
     for i in range(rows):
         if not inp.permits[i]:
-            ema.append([0] * n)
+            new_bonds.append([0] * n)
             continue
         row = []
         for j in range(n):
-            w, cw = weights[i][j], clipped[i][j]
-            target = w - (w - cw) * p.bonds_penalty // U16_MAX
-            old = 0 if fresh[j] else u16_to_fraction(inp.bonds[i][j])
-            alpha = (
-                liquid_alpha(consensus[j], target, old, low, high, p.alpha_sigmoid_steepness)
-                if p.liquid_alpha and consensus[j] != 0
-                else alpha_fixed
-            )
-            row.append(min(ONE, (ONE - alpha) * old // ONE + alpha * target // ONE))
-        ema.append(row)
-    new_bonds = [[fraction_to_u16(e) for e in row] for row in ema]
+            y, cl = weights[i][j], clipped[i][j]
+            target = y - ((y - cl) * penalty >> 16)
+            old = 0 if fresh[j] else inp.bonds[i][j]
+            rate = rate_fixed
+            if p.liquid_alpha and consensus[j] != 0:
+                alpha = liquid_alpha(
+                    wone_to_fraction(consensus[j]),
+                    wone_to_fraction(target),
+                    u16_to_fraction(old),
+                    low,
+                    high,
+                    p.alpha_sigmoid_steepness,
+                )
+                rate = alpha * RATE_ONE // ONE
+            row.append(wone_to_u16(new_bond(old, target, rate)))
+        new_bonds.append(row)
 
-    columns = [scale([ema[i][j] for i in range(rows)]) for j in range(n)]
+    sums = [sum(new_bonds[i][j] for i in range(rows)) for j in range(n)]
+    g = [r // s if s else 0 for r, s in zip(ranks, sums, strict=True)]
     dividends = normalize(
-        [
-            active_stake[i] * sum(columns[j][i] * ranks[j] for j in range(n)) // ONE**2
-            for i in range(rows)
-        ]
+        [q[i] * sum(b * gj for b, gj in zip(new_bonds[i], g, strict=True)) for i in range(rows)]
     )
 
     emission = split_emission(inp.minted, inp.fees, incentive, dividends, active_stake, stake)

@@ -2,16 +2,19 @@
 
 Same steps as :mod:`chain.yuma.fixed` (read its docstring) with real numbers:
 no rounding dust, and bonds kept as float fractions between epochs (pass the
-previous :attr:`EpochOutputs.bonds` as ``bonds``) instead of u16. The fixed
-version agrees within the tolerances documented in ``tests/yuma``.
+previous :attr:`EpochOutputs.bonds` as ``bonds``) instead of u16. Two things stay as the
+chain has them, because they are the algorithm's inputs rather than its rounding: the bond
+EMA rate and the bonds penalty are 16-bit fractions, and dividends weigh the new bonds as
+stored (rounded to u16). The fixed version agrees within the tolerances documented in
+``tests/yuma``.
 """
 
 from __future__ import annotations
 
 import math
 
-from chain.yuma.fixed import MINER_PERCENT, OWNER_PERCENT
-from chain.yuma.types import BMA_SCALE, U16_MAX, EmissionSplit, EpochInputs, EpochOutputs
+from chain.yuma.fixed import MINER_PERCENT, OWNER_PERCENT, RATE_ONE, fixed_rate, penalty_factor
+from chain.yuma.types import U16_MAX, EmissionSplit, EpochInputs, EpochOutputs
 
 #: Relative margin of the weighted-median comparison (see :func:`weighted_median`).
 TIE_MARGIN = 1e-9
@@ -95,9 +98,9 @@ def epoch(inp: EpochInputs, bonds: list[list[float]] | None = None) -> EpochOutp
         [sum(active_stake[i] * clipped[i][j] for i in range(rows)) for j in range(n)]
     )
 
-    alpha_fixed = 1.0 - p.bonds_moving_average / BMA_SCALE
+    alpha_fixed = fixed_rate(p.bonds_moving_average) / RATE_ONE
     low, high = p.alpha_low / U16_MAX, p.alpha_high / U16_MAX
-    penalty = p.bonds_penalty / U16_MAX
+    penalty = penalty_factor(p.bonds_penalty) / RATE_ONE
     fresh = [reg > inp.last_epoch_block for reg in inp.registration_blocks]
     ema: list[list[float]] = []
     for i in range(rows):
@@ -117,7 +120,8 @@ def epoch(inp: EpochInputs, bonds: list[list[float]] | None = None) -> EpochOutp
             row.append(min(1.0, (1.0 - alpha) * old + alpha * target))
         ema.append(row)
 
-    columns = [normalize([ema[i][j] for i in range(rows)]) for j in range(n)]
+    stored = [[round(e * U16_MAX) / U16_MAX for e in row] for row in ema]
+    columns = [normalize([stored[i][j] for i in range(rows)]) for j in range(n)]
     dividends = normalize(
         [active_stake[i] * sum(columns[j][i] * incentive[j] for j in range(n)) for i in range(rows)]
     )

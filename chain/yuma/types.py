@@ -128,7 +128,8 @@ class EmissionSplit(Generic[T]):
 
 @dataclass(frozen=True)
 class EpochOutputs(Generic[T]):
-    """Results of one epoch. ``T`` is ``int`` (fixed point, ONE = 10**18) or ``float``."""
+    """Results of one epoch. ``T`` is ``int`` (fixed point: consensus and validator trust in
+    ``WONE``, the share vectors in ``ONE``, see :mod:`chain.yuma.fixed`) or ``float``."""
 
     #: Normalised active, permitted stake per row.
     active_stake: list[T]

@@ -9,7 +9,8 @@ pragma solidity ^0.8.24;
 /// (bit-exact): a snapshot of the permitted validators' rows (stake, last update, the row
 /// sum the Metagraph keeps), then one pass over the uid columns, one packed weight word (16
 /// uids) per step, 1-2 uids with liquid alpha (the caller's consensus checked, clipping,
-/// ranks, trust, bond EMA, rank-weighted bond sums for dividends), then the emission split. While an epoch runs the
+/// ranks, trust, bond EMA, rank-weighted bond sums for dividends; four uids per 256-bit word
+/// operation), then the emission split. While an epoch runs the
 /// Metagraph refuses registrations and reveals, so all steps read one state. The
 /// 5M-per-transaction bound holds up to 64 validator rows (the default `maxValidators`).
 /// Bonds are not stored: each epoch logs its new bond words (`BondWords`, 16 u16 per word,
@@ -130,8 +131,8 @@ interface IYumaConsensus {
     /// @notice Advances the epoch: starts one when none is running and `tempo` blocks have
     /// passed, then processes steps until this call's gas budget is used. Permissionless.
     /// @param consensus the column phase's consensus vector: for every uid `j < n`, 8 bytes
-    /// (big-endian) at byte `8j`, the ONE-scaled stake-weighted kappa-median of column `j`
-    /// (`chain/yuma/fixed.py`), computed off-chain from `consensusInputs()` and the Metagraph's
+    /// (big-endian) at byte `8j`, the stake-weighted kappa-median of column `j` in WONE
+    /// (`65535 << 16`, see `chain/yuma/fixed.py`), computed off-chain from `consensusInputs()` and the Metagraph's
     /// weights. The contract checks every value against the column in one pass (a wrong one
     /// reverts), which costs a fraction of selecting the median on-chain. Empty outside the
     /// column phase: a call without it stops when it reaches that phase.

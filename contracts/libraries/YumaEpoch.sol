@@ -8,16 +8,26 @@ import {YumaMath} from "./YumaMath.sol";
 /// and every rounding are specified in `chain/yuma/fixed.py` (module docstring); this is the
 /// same integer algorithm. Weights and bonds come packed as stored: 16 u16 per word, lane k
 /// of a word at bits [16k, 16k + 16), rows of ceil(N / 16) words, row-major.
-/// @dev One V x N word matrix holds the normalised weights, then (in place) the new bonds,
-/// to keep memory expansion down; per-column sums ride in 8-word column records. The hot loops use
+/// @dev Units as in `fixed.py`: per-entry fractions and validator trust in WONE (a u16
+/// fraction b is b << 16), stake weights q in STAKE_ONE, emission shares in ONE. One V x N
+/// word matrix holds the scaled weights, then (in place) the stored u16 new bonds, to keep
+/// memory expansion down; per-column sums ride in 4-word column records. The hot loops use
 /// assembly for array access: every index stays inside arrays whose lengths `_checkShape`
 /// has verified, and every sum is bounded in the comment beside it.
 library YumaEpoch {
     using YumaMath for uint256[];
 
-    uint256 internal constant ONE = 1e18; // = YumaMath.ONE (assembly needs a literal)
+    // Assembly needs literals, so the units are spelled out.
+    uint256 internal constant ONE = 1e18; // = YumaMath.ONE
     uint256 internal constant U16_MAX = 65_535; // = YumaMath.U16_MAX
-    uint256 internal constant HALF = 5e17; // ONE / 2, rounds bonds to u16 half up
+    /// @notice Unit of per-entry fractions and validator trust: 65535 << 16.
+    uint256 internal constant WONE = 4_294_901_760;
+    /// @notice Unit of the stake weights q: 2^30.
+    uint256 internal constant STAKE_ONE = 1_073_741_824;
+    /// @notice Unit of bond EMA rates and the bonds penalty factor: 2^16.
+    uint256 internal constant RATE_ONE = 65_536;
+    /// @notice 2^15: added before `>> 16` to round a WONE value to u16 half up.
+    uint256 internal constant ROUND = 32_768;
     uint256 internal constant BMA_SCALE = 1_000_000;
     uint256 internal constant OWNER_PERCENT = 18;
     uint256 internal constant MINER_PERCENT = 41;
@@ -68,13 +78,13 @@ library YumaEpoch {
         Params params;
     }
 
-    /// @notice Results of one epoch; ONE-scaled fractions, `bonds` packed like the input.
+    /// @notice Results of one epoch; `bonds` packed like the input.
     struct Outputs {
-        uint256[] activeStake;
-        uint256[] consensus;
-        uint256[] incentive;
-        uint256[] validatorTrust;
-        uint256[] dividends;
+        uint256[] activeStake; // ONE-scaled, sums to ONE (or all zero)
+        uint256[] consensus; // WONE-scaled, per uid
+        uint256[] incentive; // ONE-scaled, sums to ONE (or all zero)
+        uint256[] validatorTrust; // WONE-scaled, per row (<= WONE)
+        uint256[] dividends; // ONE-scaled, sums to ONE (or all zero)
         uint256[] bonds;
         uint256 ownerEmission;
         uint256[] minerEmission;
@@ -87,33 +97,25 @@ library YumaEpoch {
         uint256 n = inp.n;
         _checkShape(inp, rows, n);
 
-        // Stake: all, and active + permitted.
+        // Stake: all, and active + permitted (raw until the stake weights are taken).
         uint256[] memory stake = new uint256[](rows);
-        uint256[] memory rawActive = new uint256[](rows);
         out.activeStake = new uint256[](rows);
         for (uint256 i; i < rows; ++i) {
             stake[i] = inp.stakes[i];
             bool active = uint256(inp.lastUpdate[i]) + inp.params.activityCutoff >= inp.currentBlock;
-            if (active && inp.permits[i]) {
-                rawActive[i] = inp.stakes[i];
-                out.activeStake[i] = inp.stakes[i];
-            }
+            if (active && inp.permits[i]) out.activeStake[i] = inp.stakes[i];
         }
+        uint256[] memory q = _stakeWeights(out.activeStake);
         // Stakes < 2^128 (checked), so sums stay below 2^136: within normalize's precondition.
         stake.normalize();
         out.activeStake.normalize();
 
         uint256[] memory m = _maskedWeights(inp, rows, n);
-        // Consensus weighs raw stake: exact, so normalisation dust cannot break ties.
-        out.consensus = _consensus(m, rawActive, n, inp.params.kappa);
+        out.consensus = _consensus(m, q, n, inp.params.kappa);
         uint256[] memory cols = _columnRecords(inp, out.consensus);
-        (out.bonds, out.validatorTrust) = _bonds(inp, m, cols, out.activeStake);
-        // Ranks: the exact sums (<= ONE^2) divided once by ONE.
-        for (uint256 j; j < n; ++j) {
-            cols[j * 8 + 2] /= ONE;
-        }
+        (out.bonds, out.validatorTrust) = _bonds(inp, m, cols, q);
         out.incentive = _incentive(cols, n);
-        out.dividends = _dividends(m, cols, out.activeStake, n);
+        out.dividends = _dividends(m, cols, q, n);
         _split(inp, out, stake);
     }
 
@@ -145,8 +147,23 @@ library YumaEpoch {
         }
     }
 
-    /// @dev Row-scaled weights (`x * ONE / rowSum`, no remainder) with non-permitted rows, self
-    /// weights and weights not newer than the column's registration zeroed. Flat V x N.
+    /// @dev Stake weights `q_i = s_i * STAKE_ONE / T` of the raw active stakes `s` (`T`: their
+    /// sum), all zero without active stake. `s_i < 2^128` (checked): products below 2^158.
+    function _stakeWeights(uint256[] memory s) private pure returns (uint256[] memory q) {
+        q = new uint256[](s.length);
+        uint256 total;
+        for (uint256 i; i < s.length; ++i) {
+            total += s[i];
+        }
+        if (total == 0) return q;
+        for (uint256 i; i < s.length; ++i) {
+            q[i] = s[i] * STAKE_ONE / total;
+        }
+    }
+
+    /// @dev Row-scaled weights in WONE, `y = x * m >> 31` with the row scale `m = (WONE << 31)
+    /// / X` (`X`: the row sum of the masked raw weights `x`), after zeroing non-permitted rows,
+    /// self weights and weights not newer than the column's registration. Flat V x N.
     function _maskedWeights(Inputs memory inp, uint256 rows, uint256 n)
         private
         pure
@@ -161,7 +178,7 @@ library YumaEpoch {
             uint256 self = inp.validatorUids[i];
             uint256 updated = inp.lastUpdate[i];
             // Row i of m and of packed exist (shapes checked); j < n = reg.length. Entries are
-            // u16, so the sum stays below 2^24 and x * ONE below 2^80.
+            // u16 and x <= X, so x * m <= WONE << 31 < 2^63 and y <= WONE.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, mul(i, n)))
                 let pp := add(add(packed, 0x20), shl(5, mul(i, wpr)))
@@ -178,34 +195,35 @@ library YumaEpoch {
                     }
                 }
                 if total {
+                    let scale := div(shl(31, WONE), total)
                     let end := add(mp, shl(5, n))
-                    for { let q := mp } lt(q, end) { q := add(q, 0x20) } {
-                        let v := mload(q)
-                        if v { mstore(q, div(mul(v, ONE), total)) }
+                    for { let p := mp } lt(p, end) { p := add(p, 0x20) } {
+                        let v := mload(p)
+                        if v { mstore(p, shr(31, mul(v, scale))) }
                     }
                 }
             }
         }
     }
 
-    /// @dev Stake-weighted kappa-median of each column over rows with (raw) active stake `a`.
-    function _consensus(uint256[] memory m, uint256[] memory a, uint256 n, uint256 kappa)
+    /// @dev Stake-weighted kappa-median (WONE) of each column over the rows with `q_i > 0`.
+    function _consensus(uint256[] memory m, uint256[] memory q, uint256 n, uint256 kappa)
         private
         pure
         returns (uint256[] memory consensus)
     {
         consensus = new uint256[](n);
-        (uint256[] memory who, uint256 target) = _participants(a, kappa);
+        (uint256[] memory who, uint256 target) = _participants(q, kappa);
         if (who.length == 0) return consensus;
         uint256[] memory keys = new uint256[](2 * who.length);
         for (uint256 j; j < n; ++j) {
-            // Key of each participant in column j: `weight << 128 | stake` (stakes < 2^128,
-            // checked). who[k] < rows, so who[k] * n + j < rows * n = m.length.
+            // Key of each participant in column j: `y << 128 | q_i` (q_i <= 2^30).
+            // who[k] < rows, so who[k] * n + j < rows * n = m.length.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, j))
                 for { let k := 0 } lt(k, mload(who)) { k := add(k, 1) } {
                     let i := mload(add(who, shl(5, add(k, 1))))
-                    let key := or(shl(128, mload(add(mp, shl(5, mul(i, n))))), mload(add(a, shl(5, add(i, 1)))))
+                    let key := or(shl(128, mload(add(mp, shl(5, mul(i, n))))), mload(add(q, shl(5, add(i, 1)))))
                     mstore(add(keys, shl(5, add(k, 1))), key)
                 }
             }
@@ -213,47 +231,48 @@ library YumaEpoch {
         }
     }
 
-    /// @dev Rows with non-zero active stake, and the median target `T * (65535 - kappa)`.
-    function _participants(uint256[] memory a, uint256 kappa)
+    /// @dev Rows with a non-zero stake weight, and the median target `Q * (65535 - kappa)`.
+    function _participants(uint256[] memory q, uint256 kappa)
         private
         pure
         returns (uint256[] memory who, uint256 target)
     {
         uint256 count;
         uint256 total;
-        for (uint256 i; i < a.length; ++i) {
-            if (a[i] != 0) {
+        for (uint256 i; i < q.length; ++i) {
+            if (q[i] != 0) {
                 ++count;
-                total += a[i];
+                total += q[i];
             }
         }
         who = new uint256[](count);
         count = 0;
-        for (uint256 i; i < a.length; ++i) {
-            if (a[i] != 0) who[count++] = i;
+        for (uint256 i; i < q.length; ++i) {
+            if (q[i] != 0) who[count++] = i;
         }
         target = total * (U16_MAX - kappa);
     }
 
-    // Column records: 8 words per uid column, filled while the bond rows are computed.
-    uint256 private constant COL_CONSENSUS = 0x00;
+    // Column records: 4 words per uid column (record j at word 4j), the rank and bond sum
+    // filled while the bond rows are computed.
+    uint256 private constant COL_CONSENSUS = 0x00; // c_j (WONE)
     uint256 private constant COL_FRESH = 0x20; // 1: registered after the last epoch
-    uint256 private constant COL_RANK = 0x40; // sum_i a_i * clipped_ij (then / ONE)
-    uint256 private constant COL_BOND_SUM = 0x60; // sum_i newBond_ij
+    uint256 private constant COL_RANK = 0x40; // R_j = sum_i q_i * clipped_ij (< 2^62)
+    uint256 private constant COL_BOND_SUM = 0x60; // sum_i storedNewBond_ij (u16 values)
 
     /// @dev Per-row context of the bond pass (read from assembly by offset, so keep the
     /// field order: every field is one word).
     struct RowCtx {
-        uint256 activeStake; // 0x00
-        uint256 penalty; // 0x20
-        uint256 alpha; // 0x40, the fixed rate
-        uint256 row; // 0x60
+        uint256 stakeWeight; // 0x00, q_i
+        uint256 penalty; // 0x20, P = penalty + (penalty >> 15), of RATE_ONE
+        uint256 rate; // 0x40, the fixed rate A, of RATE_ONE
+        uint256 rates; // 0x60, address of the row's per-entry rates (liquid alpha), else 0
         uint256 n; // 0x80
         uint256 oldRow; // 0xa0, address of the row's first packed old-bond word
         uint256 newRow; // 0xc0, address of the row's first packed new-bond word
         uint256 mRow; // 0xe0, address of the row's first entry of m
         uint256 cols; // 0x100, address of the first column record
-        uint256 low; // liquid alpha bounds and steepness
+        uint256 low; // liquid alpha bounds (ONE-scaled) and steepness
         uint256 high;
         uint256 steepness;
     }
@@ -264,32 +283,33 @@ library YumaEpoch {
         returns (uint256[] memory cols)
     {
         uint256 n = consensus.length;
-        cols = new uint256[](n * 8);
+        cols = new uint256[](n * 4);
         for (uint256 j; j < n; ++j) {
-            cols[j * 8] = consensus[j];
-            if (inp.registrationBlocks[j] > inp.lastEpochBlock) cols[j * 8 + 1] = 1;
+            cols[j * 4] = consensus[j];
+            if (inp.registrationBlocks[j] > inp.lastEpochBlock) cols[j * 4 + 1] = 1;
         }
     }
 
     /// @dev Yuma 3 per-entry bond EMA toward the penalised clipped weights, row by row, with
     /// validator trust, ranks and bond column sums accumulated on the way. Overwrites `m`
-    /// (normalised weights) with the ONE-scaled new bonds; returns them packed as u16.
-    function _bonds(Inputs memory inp, uint256[] memory m, uint256[] memory cols, uint256[] memory a)
+    /// (scaled weights) with the stored u16 new bonds; returns them packed, and the trust.
+    function _bonds(Inputs memory inp, uint256[] memory m, uint256[] memory cols, uint256[] memory q)
         private
         pure
         returns (uint256[] memory packed, uint256[] memory trust)
     {
-        uint256 rows = a.length;
+        uint256 rows = q.length;
         uint256 n = inp.n;
         uint256 wpr = (n + 15) >> 4;
         packed = new uint256[](inp.bonds.length);
         trust = new uint256[](rows);
         Params memory p = inp.params;
+        uint256 penalty = p.bondsPenalty;
         RowCtx memory ctx = RowCtx({
-            activeStake: 0,
-            penalty: p.bondsPenalty,
-            alpha: (BMA_SCALE - p.bondsMovingAverage) * (ONE / BMA_SCALE),
-            row: 0,
+            stakeWeight: 0,
+            penalty: penalty + (penalty >> 15),
+            rate: (BMA_SCALE - p.bondsMovingAverage) * RATE_ONE / BMA_SCALE,
+            rates: 0,
             n: n,
             oldRow: 0,
             newRow: 0,
@@ -299,14 +319,19 @@ library YumaEpoch {
             high: YumaMath.u16ToFraction(p.alphaHigh),
             steepness: p.alphaSigmoidSteepness
         });
-        // Liquid alpha is decided per column (consensus > 0), see `_liquidEntry`.
-        bool liquid = p.liquidAlpha;
+        // With liquid alpha, each row's rates are worked out first (`_liquidRates`).
+        uint256[] memory rates;
+        if (p.liquidAlpha) {
+            rates = new uint256[](n);
+            assembly ("memory-safe") {
+                mstore(add(ctx, 0x60), add(rates, 0x20))
+            }
+        }
         uint256[] memory oldPacked = inp.bonds;
         for (uint256 i; i < rows; ++i) {
             // Rows without permit stay zero: their weights were never filled in.
             if (!inp.permits[i]) continue;
-            ctx.activeStake = a[i];
-            ctx.row = i;
+            ctx.stakeWeight = q[i];
             // Addresses of row i inside arrays whose shapes _checkShape verified.
             assembly ("memory-safe") {
                 mstore(add(ctx, 0xa0), add(add(oldPacked, 0x20), shl(5, mul(i, wpr))))
@@ -314,16 +339,19 @@ library YumaEpoch {
                 mstore(add(ctx, 0xe0), add(add(m, 0x20), shl(5, mul(i, n))))
                 mstore(add(ctx, 0x100), add(cols, 0x20))
             }
-            trust[i] = liquid ? _liquidRow(ctx) : _fixedRow(ctx);
+            if (p.liquidAlpha) _liquidRates(ctx, rates);
+            trust[i] = _row(ctx);
         }
     }
 
-    /// @dev One row of the EMA at the fixed rate (see `_bonds`). Returns validator trust.
-    function _fixedRow(RowCtx memory ctx) private pure returns (uint256 trust) {
-        // Every address is inside row ctx.row of m / the packed arrays or inside column
-        // record j < n. Values: w, cl, old, alpha <= ONE, so products stay below 2^120 and
-        // the EMA below 2 * ONE; trust <= ONE (the row sums to ONE); a rank sums a_i * cl
-        // over rows with sum_i a_i <= ONE (<= ONE^2); a bond column sum <= rows * ONE.
+    /// @dev One row of the EMA (see `_bonds`), at the fixed rate or at the row's liquid rates.
+    /// Returns validator trust.
+    function _row(RowCtx memory ctx) private pure returns (uint256 trust) {
+        // Every address is inside row i of m / the packed arrays / the rates, or inside column
+        // record j < n. Values: y, c, cl, t <= WONE < 2^32, (y - cl) * P <= 2^48, old << 16 <=
+        // WONE and A <= RATE_ONE, so the EMA sum stays below 2^49 and its result e <= WONE
+        // rounds to a u16. Trust <= WONE (a row of y sums to at most WONE); a rank sums q_i * cl
+        // over rows with sum_i q_i <= STAKE_ONE (< 2^62); a bond column sum <= rows * 65535.
         assembly ("memory-safe") {
             let n := mload(add(ctx, 0x80))
             let mp := mload(add(ctx, 0xe0))
@@ -331,48 +359,44 @@ library YumaEpoch {
             let acc := 0
             let word := 0 // the packed old-bond word of the current 16 entries
             for { let j := 0 } lt(j, n) { j := add(j, 1) } {
-                let c8 := add(cp, shl(8, j))
+                let rec := add(cp, shl(7, j))
                 let lane := shl(4, and(j, 15))
                 if iszero(lane) { word := mload(add(mload(add(ctx, 0xa0)), shl(5, shr(4, j)))) }
-                let e := 0
+                let b := 0 // the stored new bond
                 {
                     let old := 0
-                    if iszero(mload(add(c8, COL_FRESH))) {
-                        old := div(mul(and(shr(lane, word), 0xffff), ONE), U16_MAX)
-                    }
-                    let w := mload(add(mp, shl(5, j)))
+                    if iszero(mload(add(rec, COL_FRESH))) { old := and(shr(lane, word), 0xffff) }
+                    let y := mload(add(mp, shl(5, j)))
                     // A zero weight with a zero old bond leaves everything at zero.
-                    if or(w, old) {
-                        let cl := mload(c8)
-                        if lt(w, cl) { cl := w }
+                    if or(y, old) {
+                        let cl := mload(rec)
+                        if lt(y, cl) { cl := y }
                         trust := add(trust, cl)
                         {
-                            let ai := mload(ctx)
-                            if ai {
-                                let r := add(c8, COL_RANK)
-                                mstore(r, add(mload(r), mul(ai, cl)))
+                            let qi := mload(ctx)
+                            if qi {
+                                let r := add(rec, COL_RANK)
+                                mstore(r, add(mload(r), mul(qi, cl)))
                             }
                         }
-                        // t = w - (w - cl) * penalty / 65535, which is cl at full penalty.
-                        let t := cl
+                        // Target t = y - ((y - cl) * P >> 16): cl at full penalty.
+                        let t := sub(y, shr(16, mul(sub(y, cl), mload(add(ctx, 0x20)))))
+                        let a := mload(add(ctx, 0x40))
                         {
-                            let penalty := mload(add(ctx, 0x20))
-                            if lt(penalty, U16_MAX) { t := sub(w, div(mul(sub(w, cl), penalty), U16_MAX)) }
+                            let rp := mload(add(ctx, 0x60))
+                            if rp { a := mload(add(rp, shl(5, j))) }
                         }
-                        let alpha := mload(add(ctx, 0x40))
-                        e := add(div(mul(sub(ONE, alpha), old), ONE), div(mul(alpha, t), ONE))
-                        if gt(e, ONE) { e := ONE }
+                        // e = ((old << 16) * (RATE_ONE - A) + t * A) >> 16, stored (e + 2^15) >> 16.
+                        let e := shr(16, add(mul(shl(16, old), sub(RATE_ONE, a)), mul(t, a)))
+                        b := shr(16, add(e, ROUND))
                     }
                 }
-                if e {
-                    mstore(add(mp, shl(5, j)), e)
-                    {
-                        let s := add(c8, COL_BOND_SUM)
-                        mstore(s, add(mload(s), e))
-                    }
-                    acc := or(acc, shl(lane, div(add(mul(e, U16_MAX), HALF), ONE)))
+                mstore(add(mp, shl(5, j)), b)
+                if b {
+                    let s := add(rec, COL_BOND_SUM)
+                    mstore(s, add(mload(s), b))
+                    acc := or(acc, shl(lane, b))
                 }
-                if iszero(e) { mstore(add(mp, shl(5, j)), 0) }
                 if or(eq(lane, 240), eq(add(j, 1), n)) {
                     mstore(add(mload(add(ctx, 0xc0)), shl(5, shr(4, j))), acc)
                     acc := 0
@@ -381,98 +405,85 @@ library YumaEpoch {
         }
     }
 
-    /// @dev One row of the EMA with a liquid alpha per entry (plain Solidity: the sigmoid
-    /// dominates the cost anyway). Same accumulations as `_fixedRow`.
-    function _liquidRow(RowCtx memory ctx) private pure returns (uint256 trust) {
+    /// @dev The row's per-entry rates with liquid alpha, for `_row` (plain Solidity: the
+    /// sigmoid dominates the cost anyway): `alpha * RATE_ONE / ONE` with `alpha` from
+    /// `YumaMath.liquidAlpha` over c, t and the old bond in ONE (floor conversions).
+    function _liquidRates(RowCtx memory ctx, uint256[] memory rates) private pure {
         for (uint256 j; j < ctx.n; ++j) {
-            (uint256 cl, uint256 e) = _liquidEntry(ctx, j);
-            trust += cl;
-            _record(ctx, j, cl, e);
+            (uint256 y, uint256 c, uint256 old) = _entry(ctx, j);
+            uint256 rate = ctx.rate;
+            // A column without consensus keeps the fixed rate (the column-local rule); an entry
+            // with zero weight and zero old bond stays zero at any rate.
+            if (c != 0 && (y | old) != 0) {
+                uint256 cl = y < c ? y : c;
+                uint256 t = y - ((y - cl) * ctx.penalty >> 16); // the target, as in `_row`
+                uint256 alpha = YumaMath.liquidAlpha(
+                    c * ONE / WONE,
+                    t * ONE / WONE,
+                    YumaMath.u16ToFraction(old),
+                    ctx.low,
+                    ctx.high,
+                    ctx.steepness
+                );
+                rate = alpha * RATE_ONE / ONE;
+            }
+            rates[j] = rate;
         }
     }
 
-    /// @dev Clipped weight and new bond of entry j with liquid alpha.
-    function _liquidEntry(RowCtx memory ctx, uint256 j) private pure returns (uint256 cl, uint256 e) {
-        (uint256 w, uint256 c, uint256 old) = _entry(ctx, j);
-        cl = w < c ? w : c;
-        uint256 t = w - (w - cl) * ctx.penalty / U16_MAX;
-        // A column without consensus keeps the fixed rate (the column-local rule).
-        uint256 alpha = c == 0 ? ctx.alpha : YumaMath.liquidAlpha(c, t, old, ctx.low, ctx.high, ctx.steepness);
-        e = (ONE - alpha) * old / ONE + alpha * t / ONE;
-        if (e > ONE) e = ONE;
-    }
-
-    /// @dev Reads entry j of the row: weight, consensus and old bond (0 for a fresh uid).
-    function _entry(RowCtx memory ctx, uint256 j) private pure returns (uint256 w, uint256 c, uint256 old) {
+    /// @dev Reads entry j of the row: scaled weight, consensus and old u16 bond (0 for a fresh
+    /// uid).
+    function _entry(RowCtx memory ctx, uint256 j) private pure returns (uint256 y, uint256 c, uint256 old) {
         // j < n: inside the row, its packed words and the column records.
         assembly ("memory-safe") {
-            let c8 := add(mload(add(ctx, 0x100)), shl(8, j))
-            w := mload(add(mload(add(ctx, 0xe0)), shl(5, j)))
-            c := mload(c8)
-            if iszero(mload(add(c8, COL_FRESH))) {
+            let rec := add(mload(add(ctx, 0x100)), shl(7, j))
+            y := mload(add(mload(add(ctx, 0xe0)), shl(5, j)))
+            c := mload(rec)
+            if iszero(mload(add(rec, COL_FRESH))) {
                 let word := mload(add(mload(add(ctx, 0xa0)), shl(5, shr(4, j))))
-                old := div(mul(and(shr(shl(4, and(j, 15)), word), 0xffff), ONE), U16_MAX)
+                old := and(shr(shl(4, and(j, 15)), word), 0xffff)
             }
         }
     }
 
-    /// @dev Stores new bond `e` of entry j and accumulates rank, bond sum and bond max.
-    function _record(RowCtx memory ctx, uint256 j, uint256 cl, uint256 e) private pure {
-        // j < n: inside the row, its packed words and the column records; bounds as in
-        // `_fixedRow`.
-        assembly ("memory-safe") {
-            let c8 := add(mload(add(ctx, 0x100)), shl(8, j))
-            mstore(add(mload(add(ctx, 0xe0)), shl(5, j)), e)
-            let r := add(c8, COL_RANK)
-            mstore(r, add(mload(r), mul(mload(ctx), cl)))
-            let s := add(c8, COL_BOND_SUM)
-            mstore(s, add(mload(s), e))
-            let word := add(mload(add(ctx, 0xc0)), shl(5, shr(4, j)))
-            mstore(word, or(mload(word), shl(shl(4, and(j, 15)), div(add(mul(e, U16_MAX), HALF), ONE))))
-        }
-    }
-
-    /// @dev Incentive: the ranks, normalised.
+    /// @dev Incentive: the ranks, normalised (each < 2^62: within normalize's precondition).
     function _incentive(uint256[] memory cols, uint256 n) private pure returns (uint256[] memory incentive) {
         incentive = new uint256[](n);
         for (uint256 j; j < n; ++j) {
-            incentive[j] = cols[j * 8 + 2];
+            incentive[j] = cols[j * 4 + 2];
         }
-        // Ranks are <= ONE: within normalize's precondition.
         incentive.normalize();
     }
 
-    /// @dev Dividends `D_i = a_i * (sum_j n_ij * R_j) / ONE^2`, normalised, where `R_j` are the
-    /// exact ranks and `n` is `m` (the new bonds) column-scaled: `n_ij = floor(e_ij * ONE /
-    /// sum_j)` (no remainder, as `chain/yuma/fixed.py: scale`).
-    function _dividends(uint256[] memory m, uint256[] memory cols, uint256[] memory a, uint256 n)
+    /// @dev Dividends `D_i = q_i * sum_j n_ij * g_j`, normalised, over the stored new bonds
+    /// `n` (in `m`) and the column gains `g_j = R_j / sum_i n_ij` (0 for an empty column).
+    function _dividends(uint256[] memory m, uint256[] memory cols, uint256[] memory q, uint256 n)
         private
         pure
         returns (uint256[] memory dividends)
     {
-        uint256 rows = a.length;
+        uint256[] memory g = new uint256[](n);
+        for (uint256 j; j < n; ++j) {
+            uint256 sum = cols[j * 4 + 3];
+            if (sum != 0) g[j] = cols[j * 4 + 2] / sum;
+        }
+        uint256 rows = q.length;
         dividends = new uint256[](rows);
         for (uint256 i; i < rows; ++i) {
+            if (q[i] == 0) continue;
             uint256 acc;
-            // Row i of m and column records (j < n) in range. n_ij <= ONE and
-            // sum_j R_j <= ONE, so acc <= ONE^2.
+            // Row i of m and g (j < n) in range. n_ij <= sum_i n_ij, so a row's sum is at most
+            // sum_j R_j < N * 2^62, and D_i (and sum_i D_i <= STAKE_ONE * sum_j R_j) below
+            // N * 2^92: within normalize's precondition.
             assembly ("memory-safe") {
                 let mp := add(add(m, 0x20), shl(5, mul(i, n)))
-                let cp := add(cols, 0x20)
+                let gp := add(g, 0x20)
                 for { let j := 0 } lt(j, n) { j := add(j, 1) } {
-                    let e := mload(add(mp, shl(5, j)))
-                    if e {
-                        let c8 := add(cp, shl(8, j))
-                        let y := div(mul(e, ONE), mload(add(c8, COL_BOND_SUM)))
-                        acc := add(acc, mul(y, mload(add(c8, COL_RANK))))
-                    }
+                    let b := mload(add(mp, shl(5, j)))
+                    if b { acc := add(acc, mul(b, mload(add(gp, shl(5, j))))) }
                 }
             }
-            dividends[i] = acc;
-        }
-        for (uint256 i; i < rows; ++i) {
-            // a_i * acc <= ONE^3; the quotient <= ONE is within normalize's precondition.
-            dividends[i] = dividends[i] * a[i] / (ONE * ONE);
+            dividends[i] = q[i] * acc;
         }
         dividends.normalize();
     }

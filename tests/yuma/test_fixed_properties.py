@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from yuma_strategies import epoch_inputs
 
 from chain.yuma import fixed
-from chain.yuma.fixed import ONE
+from chain.yuma.fixed import ONE, WONE
 from chain.yuma.types import EpochInputs, YumaParams
 
 
@@ -20,8 +20,8 @@ def test_outputs_are_fractions_and_normalised_exactly(inp: EpochInputs) -> None:
     for name in ("incentive", "dividends", "active_stake"):
         vector = getattr(out, name)
         assert sum(vector) == (ONE if any(vector) else 0), name
-    assert all(0 <= c <= ONE for c in out.consensus)
-    assert all(0 <= t <= ONE for t in out.validator_trust)
+    assert all(0 <= c <= WONE for c in out.consensus)
+    assert all(0 <= t <= WONE for t in out.validator_trust)
     assert all(0 <= b <= 65_535 for row in out.bonds for b in row)
     # A non-zero consensus means some staked validator supports that miner: incentive is ONE.
     if any(out.consensus):
@@ -81,9 +81,9 @@ def honest_majority(draw: st.DrawFn) -> tuple[EpochInputs, list[int]]:
 
 
 def assert_full_trust(vtrust: int, n: int) -> None:
-    """Full trust: ONE less the row's scaling dust (< n units), which records as u16 65535."""
-    assert ONE - n < vtrust <= ONE
-    assert fixed.fraction_to_u16(vtrust) == 65_535
+    """Full trust: WONE less the row's scaling dust (<= n units), which records as u16 65535."""
+    assert WONE - n - 1 < vtrust <= WONE
+    assert fixed.wone_to_u16(vtrust) == 65_535
 
 
 @given(honest_majority())
@@ -110,13 +110,13 @@ def raise_above_consensus(draw: st.DrawFn) -> tuple[EpochInputs, EpochInputs, in
     already above consensus, and that miner's column."""
     inp = draw(epoch_inputs())
     weights = fixed.masked_weights(inp)
-    _, active = fixed.stake_vectors(inp)
-    consensus = fixed.column_consensus(weights, fixed.active_stakes(inp), inp.params.kappa)
+    q = fixed.stake_weights(fixed.active_stakes(inp))
+    consensus = fixed.column_consensus(weights, q, inp.params.kappa)
     candidates = [
         (i, j)
         for i, row in enumerate(weights)
         for j, w in enumerate(row)
-        if active[i] > 0 and w > consensus[j] and inp.weights[i][j] < 65_535
+        if q[i] > 0 and w > consensus[j] and inp.weights[i][j] < 65_535
     ]
     assume(candidates)
     i, j = draw(st.sampled_from(candidates))
@@ -138,9 +138,9 @@ def test_raising_weight_above_consensus_does_not_raise_support(
     results = []
     for inp in (before, after):
         weights = fixed.masked_weights(inp)
-        _, active = fixed.stake_vectors(inp)
-        consensus = fixed.column_consensus(weights, fixed.active_stakes(inp), inp.params.kappa)
-        _, ranks = fixed.clipped_ranks(weights, consensus, active)
+        q = fixed.stake_weights(fixed.active_stakes(inp))
+        consensus = fixed.column_consensus(weights, q, inp.params.kappa)
+        _, ranks = fixed.clipped_ranks(weights, consensus, q)
         results.append((consensus, ranks, fixed.epoch(inp).incentive))
     (c0, r0, i0), (c1, r1, i1) = results
     assert c1[j] == c0[j]

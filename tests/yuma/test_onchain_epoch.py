@@ -302,8 +302,8 @@ def test_column_phase_accepts_only_the_weighted_median(
     subnet: Subnet, accounts: list[LocalAccount]
 ) -> None:
     """The consensus vector is checked column by column: a missing or short vector, or any
-    value but the stake-weighted median (its neighbours, another validator's weight, a
-    non-zero value on a column nobody weighs) reverts; a keeper resuming in the column phase
+    value but the stake-weighted median (its neighbours, another validator's weight, values
+    above WONE, a non-zero value on a column nobody weighs) reverts; a keeper resuming in the column phase
     computes the true vector and completes the epoch."""
     w3 = subnet.w3
     with _reverted(subnet):
@@ -338,7 +338,8 @@ def test_column_phase_accepts_only_the_weighted_median(
         ]
         others = {row[uid] for row in rows} - {median}
         assert median > 0 and others
-        for wrong in sorted(others | {median - 1, median + 1}):
+        # Above WONE no weight can be (and a slot of the four-lane pass could borrow).
+        for wrong in sorted(others | {median - 1, median + 1, fixed.WONE + 1, 2**64 - 1}):
             bad = encode_consensus([*consensus[:uid], wrong, *consensus[uid + 1 :]])
             with pytest.raises(custom_error("YumaConsensusWrongConsensus")) as info:
                 subnet.epoch.run_epoch(keeper, bad)
