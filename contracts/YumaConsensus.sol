@@ -419,12 +419,12 @@ contract YumaConsensus is IYumaConsensus {
     /// @dev Lanes k, k + 5, k + 10 of a packed word at bits 0, 80, 160 (`_dividends`).
     uint256 private constant TRIO_U16 = 0xffff0000000000000000ffff0000000000000000ffff;
     uint256 private constant U80 = (1 << 80) - 1;
-    uint256 private constant WONE = 65_535 << 16;
+    uint256 private constant WONE = YumaMath.WONE;
 
     /// @dev Fills the records from `_rowInfo` and the row sums (none: zero, at the column
     /// phase's first step); returns the stake weights' total.
     function _loadRows(uint256[] memory recs, uint256[] memory sums) private view returns (uint256 total) {
-        uint256[] memory q = _stakeWeights(recs.length / (RECORD >> 5));
+        uint256[] memory q = YumaMath.stakeWeights(_rawActive(recs.length / (RECORD >> 5)));
         for (uint256 i; i < q.length; ++i) {
             uint256 info = _rowInfo[i];
             uint256 rowSum = uint32(info >> R_SUM);
@@ -448,18 +448,12 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Stake weights `q_i = s_i * 2^30 / T` of the first `rows` rows (`s_i`: raw stake of
-    /// an active row, else 0; `T`: their total).
-    function _stakeWeights(uint256 rows) private view returns (uint256[] memory q) {
-        q = new uint256[](rows);
-        uint256 total;
+    /// @dev Raw stake of each of the first `rows` rows when active, else 0.
+    function _rawActive(uint256 rows) private view returns (uint256[] memory raw) {
+        raw = new uint256[](rows);
         for (uint256 i; i < rows; ++i) {
             uint256 info = _rowInfo[i];
-            if ((info >> R_ACTIVE) & 1 != 0) q[i] = uint96(info);
-            total += q[i];
-        }
-        for (uint256 i; i < rows && total != 0; ++i) {
-            q[i] = (q[i] << 30) / total;
+            if ((info >> R_ACTIVE) & 1 != 0) raw[i] = uint96(info);
         }
     }
 
@@ -658,20 +652,20 @@ contract YumaConsensus is IYumaConsensus {
     function _step(Ctx memory c, uint256 g, uint256 c0, uint256 c1, bool finish) private {
         uint256 lanes = c.lanes;
         uint256 liquid;
+        uint256[4] memory cons;
+        for (uint256 col = c0; col < c1; ++col) {
+            uint256 v = _hintOf(c, 16 * g + col);
+            // Lane bounds: a consensus above WONE is no participant's weight.
+            if (v > WONE) revert YumaConsensusWrongConsensus(16 * g + col, v);
+            cons[col & 3] |= v << (64 * (col >> 2));
+            if (c.liquid && v != 0) liquid |= uint256(0xFFFF) << (16 * col);
+        }
         for (uint256 k; k < 4; ++k) {
-            uint256 cons;
-            for (uint256 col = c0; col < c1; ++col) {
-                if (col & 3 != k) continue;
-                uint256 v = _hintOf(c, 16 * g + col);
-                // Lane bounds: a consensus above WONE is no participant's weight.
-                if (v > WONE) revert YumaConsensusWrongConsensus(16 * g + col, v);
-                cons |= v << (64 * (col >> 2));
-                if (c.liquid && v != 0) liquid |= uint256(0xFFFF) << (16 * col);
-            }
+            uint256 quad = cons[k];
             // Quad k lies inside the group area.
             assembly ("memory-safe") {
                 let q := add(add(lanes, LG_QUAD), mul(k, QW))
-                mstore(add(q, Q_CONS), cons)
+                mstore(add(q, Q_CONS), quad)
                 mstore(add(q, Q_STAKES), 0)
                 mstore(add(q, Q_RANK), 0)
                 mstore(add(q, Q_BONDS), 0)
@@ -817,14 +811,8 @@ contract YumaConsensus is IYumaConsensus {
         }
         uint256 t = _target(c, i, col, cons);
         uint256 old = (_field(c.recs, i, OLD) >> (16 * col)) & 0xFFFF;
-        uint256 rate = _liquidRate(c, cons * ONE / WONE, t * ONE / WONE, YumaMath.u16ToFraction(old));
+        uint256 rate = YumaMath.liquidRate(cons, t, old, c.low, c.high, c.steepness);
         return ((((old << 16) * (65_536 - rate) + t * rate) >> 16) + (1 << 15)) >> 16;
-    }
-
-    /// @dev The liquid-alpha rate (16 fractional bits) from ONE-scaled consensus, target and
-    /// old bond.
-    function _liquidRate(Ctx memory c, uint256 cons, uint256 t, uint256 old) private pure returns (uint256) {
-        return (YumaMath.liquidAlpha(cons, t, old, c.low, c.high, c.steepness) << 16) / ONE;
     }
 
     /// @dev Row `i`'s penalised target in lane `col`, from its scaled weight and the consensus.
@@ -1035,7 +1023,7 @@ contract YumaConsensus is IYumaConsensus {
             s.trust[i] = uint64(acc);
             s.dividends[i] = acc >> 64;
         }
-        uint256[] memory q = _stakeWeights(rows);
+        uint256[] memory q = YumaMath.stakeWeights(active);
         for (uint256 i; i < rows; ++i) {
             // q_i <= 2^30 and the sum < 2^86: D_i < 2^116, within normalize's precondition.
             s.dividends[i] *= q[i];
@@ -1239,12 +1227,11 @@ contract YumaConsensus is IYumaConsensus {
         if (ep.phase != Phase.Columns) revert YumaConsensusNotInColumns(ep.phase);
         kappa = _params.kappa;
         uids = new uint16[](ep.rows);
-        rawActive = new uint256[](ep.rows);
+        rawActive = _rawActive(ep.rows);
         lastUpdate = new uint64[](ep.rows);
         for (uint256 i; i < ep.rows; ++i) {
             uint256 info = _rowInfo[i];
             uids[i] = uint16(info >> R_UID);
-            if ((info >> R_ACTIVE) & 1 != 0) rawActive[i] = uint96(info);
             lastUpdate[i] = uint64(info >> R_LU);
         }
     }

@@ -230,6 +230,20 @@ def liquid_alpha(
     return low + sigmoid * (high - low) // ONE
 
 
+def liquid_rate(consensus: int, target: int, old: int, low: int, high: int, steepness: int) -> int:
+    """Liquid alpha's bond EMA rate (of RATE_ONE) for an entry with consensus and target in
+    WONE and its old u16 bond: :func:`liquid_alpha` over them in ONE, floored to RATE_ONE."""
+    alpha = liquid_alpha(
+        wone_to_fraction(consensus),
+        wone_to_fraction(target),
+        u16_to_fraction(old),
+        low,
+        high,
+        steepness,
+    )
+    return alpha * RATE_ONE // ONE
+
+
 def active_stakes(inp: EpochInputs) -> list[int]:
     """Raw stake of each row that is active and permitted, else 0."""
     cutoff = inp.params.activity_cutoff
@@ -344,15 +358,7 @@ def epoch(inp: EpochInputs) -> EpochOutputs[int]:
             old = 0 if fresh[j] else inp.bonds[i][j]
             rate = rate_fixed
             if p.liquid_alpha and consensus[j] != 0:
-                alpha = liquid_alpha(
-                    wone_to_fraction(consensus[j]),
-                    wone_to_fraction(target),
-                    u16_to_fraction(old),
-                    low,
-                    high,
-                    p.alpha_sigmoid_steepness,
-                )
-                rate = alpha * RATE_ONE // ONE
+                rate = liquid_rate(consensus[j], target, old, low, high, p.alpha_sigmoid_steepness)
             row.append(wone_to_u16(new_bond(old, target, rate)))
         new_bonds.append(row)
 

@@ -17,14 +17,12 @@ import {YumaMath} from "./YumaMath.sol";
 library YumaEpoch {
     using YumaMath for uint256[];
 
-    // Assembly needs literals, so the units are spelled out.
+    // Assembly needs literals, so the units are spelled out (as in YumaMath).
     uint256 internal constant ONE = 1e18; // = YumaMath.ONE
     uint256 internal constant U16_MAX = 65_535; // = YumaMath.U16_MAX
-    /// @notice Unit of per-entry fractions and validator trust: 65535 << 16.
+    /// @notice Unit of per-entry fractions and validator trust: 65535 << 16 (= YumaMath.WONE).
     uint256 internal constant WONE = 4_294_901_760;
-    /// @notice Unit of the stake weights q: 2^30.
-    uint256 internal constant STAKE_ONE = 1_073_741_824;
-    /// @notice Unit of bond EMA rates and the bonds penalty factor: 2^16.
+    /// @notice Unit of bond EMA rates and the bonds penalty factor: 2^16 (= YumaMath.RATE_ONE).
     uint256 internal constant RATE_ONE = 65_536;
     /// @notice 2^15: added before `>> 16` to round a WONE value to u16 half up.
     uint256 internal constant ROUND = 32_768;
@@ -105,7 +103,7 @@ library YumaEpoch {
             bool active = uint256(inp.lastUpdate[i]) + inp.params.activityCutoff >= inp.currentBlock;
             if (active && inp.permits[i]) out.activeStake[i] = inp.stakes[i];
         }
-        uint256[] memory q = _stakeWeights(out.activeStake);
+        uint256[] memory q = YumaMath.stakeWeights(out.activeStake);
         // Stakes < 2^128 (checked), so sums stay below 2^136: within normalize's precondition.
         stake.normalize();
         out.activeStake.normalize();
@@ -144,20 +142,6 @@ library YumaEpoch {
         if (p.alphaLow > p.alphaHigh) revert YumaEpochParamOutOfRange(1, p.alphaLow, p.alphaHigh);
         if (p.alphaSigmoidSteepness > 10_000) {
             revert YumaEpochParamOutOfRange(2, p.alphaSigmoidSteepness, 10_000);
-        }
-    }
-
-    /// @dev Stake weights `q_i = s_i * STAKE_ONE / T` of the raw active stakes `s` (`T`: their
-    /// sum), all zero without active stake. `s_i < 2^128` (checked): products below 2^158.
-    function _stakeWeights(uint256[] memory s) private pure returns (uint256[] memory q) {
-        q = new uint256[](s.length);
-        uint256 total;
-        for (uint256 i; i < s.length; ++i) {
-            total += s[i];
-        }
-        if (total == 0) return q;
-        for (uint256 i; i < s.length; ++i) {
-            q[i] = s[i] * STAKE_ONE / total;
         }
     }
 
@@ -405,9 +389,8 @@ library YumaEpoch {
         }
     }
 
-    /// @dev The row's per-entry rates with liquid alpha, for `_row` (plain Solidity: the
-    /// sigmoid dominates the cost anyway): `alpha * RATE_ONE / ONE` with `alpha` from
-    /// `YumaMath.liquidAlpha` over c, t and the old bond in ONE (floor conversions).
+    /// @dev The row's per-entry rates with liquid alpha (`YumaMath.liquidRate`), for `_row`
+    /// (plain Solidity: the sigmoid dominates the cost anyway).
     function _liquidRates(RowCtx memory ctx, uint256[] memory rates) private pure {
         for (uint256 j; j < ctx.n; ++j) {
             (uint256 y, uint256 c, uint256 old) = _entry(ctx, j);
@@ -417,15 +400,7 @@ library YumaEpoch {
             if (c != 0 && (y | old) != 0) {
                 uint256 cl = y < c ? y : c;
                 uint256 t = y - ((y - cl) * ctx.penalty >> 16); // the target, as in `_row`
-                uint256 alpha = YumaMath.liquidAlpha(
-                    c * ONE / WONE,
-                    t * ONE / WONE,
-                    YumaMath.u16ToFraction(old),
-                    ctx.low,
-                    ctx.high,
-                    ctx.steepness
-                );
-                rate = alpha * RATE_ONE / ONE;
+                rate = YumaMath.liquidRate(c, t, old, ctx.low, ctx.high, ctx.steepness);
             }
             rates[j] = rate;
         }

@@ -2,13 +2,17 @@
 pragma solidity ^0.8.24;
 
 /// @title YumaMath
-/// @notice Fixed-point primitives of Yuma Consensus. Fractions are uint256 scaled by
-/// `ONE = 1e18`; u16 fractions are of 65535. Every rounding rule is specified once, in the
+/// @notice Fixed-point primitives of Yuma Consensus. Shares are uint256 scaled by `ONE = 1e18`,
+/// per-entry fractions by `WONE = 65535 << 16`, stake weights by `STAKE_ONE = 2^30`, bond EMA
+/// rates by `RATE_ONE = 2^16`; u16 fractions are of 65535. Every rounding rule is specified once, in the
 /// Python twin `chain/yuma/fixed.py` (module docstring); this library computes the same
 /// integers, which the differential tests check bit for bit.
 library YumaMath {
     uint256 internal constant ONE = 1e18;
     uint256 internal constant U16_MAX = 65_535;
+    uint256 internal constant WONE = 4_294_901_760;
+    uint256 internal constant STAKE_ONE = 1_073_741_824;
+    uint256 internal constant RATE_ONE = 65_536;
     /// @dev floor(e^-1 * 1e18).
     uint256 internal constant E_INV = 367_879_441_171_442_321;
 
@@ -207,5 +211,32 @@ library YumaMath {
             sigmoid = e * ONE / (ONE + e);
         }
         return low + sigmoid * (high - low) / ONE;
+    }
+
+    /// @notice Stake weights `q_i = s_i * STAKE_ONE / T` of the raw active stakes `s` (`T`:
+    /// their sum), all zero without active stake.
+    /// @dev Precondition: every `s_i < 2^128`, so products stay below 2^158.
+    function stakeWeights(uint256[] memory s) internal pure returns (uint256[] memory q) {
+        q = new uint256[](s.length);
+        uint256 total;
+        for (uint256 i; i < s.length; ++i) {
+            total += s[i];
+        }
+        if (total == 0) return q;
+        for (uint256 i; i < s.length; ++i) {
+            q[i] = s[i] * STAKE_ONE / total;
+        }
+    }
+
+    /// @notice Liquid alpha's bond EMA rate (of RATE_ONE) for an entry with consensus and
+    /// target in WONE and its old u16 bond: `liquidAlpha` over them in ONE (floor), floored to
+    /// RATE_ONE.
+    function liquidRate(uint256 consensus, uint256 target, uint256 old, uint256 low, uint256 high, uint256 steepness)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 alpha = liquidAlpha(consensus * ONE / WONE, target * ONE / WONE, u16ToFraction(old), low, high, steepness);
+        return alpha * RATE_ONE / ONE;
     }
 }
