@@ -47,7 +47,6 @@ from eth_utils import keccak, to_checksum_address
 from chain.ecdsa import SECP256K1_N, SignatureError, recover_digest_signer, sign_digest
 from chain.errors import LatentError
 
-VOUCHER_HEADER = "X-Latent-Voucher"
 VOUCHER_DOMAIN_NAME = "Latent PaymentEscrow"
 VOUCHER_DOMAIN_VERSION = "1"
 VOUCHER_TYPES: dict[str, list[dict[str, str]]] = {
@@ -376,7 +375,6 @@ class VoucherBook:
 __all__ = [
     "BOOK_SCHEMA",
     "SECP256K1_N",
-    "VOUCHER_HEADER",
     "Voucher",
     "VoucherBook",
     "VoucherError",

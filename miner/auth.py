@@ -1,19 +1,7 @@
 """Validator challenge authentication: free access for hotkeys holding a validator permit.
 
-A validator's challenge is an ordinary OpenAI request plus three headers:
-
-- ``X-Latent-Validator``: the validator hotkey address;
-- ``X-Latent-Nonce``: ``"<unix seconds>-<32..64 lowercase hex chars of randomness>"``;
-- ``X-Latent-Signature``: 0x-hex EIP-191 (``personal_sign``) signature by the hotkey over
-  the text returned by :func:`challenge_message`::
-
-      Latent validator challenge
-      miner: <miner hotkey, checksummed>
-      nonce: <nonce>
-      body: 0x<keccak256 of the exact request body bytes>
-
-Binding the miner address stops a captured challenge from being replayed at another miner;
-binding the body hash stops it from being reused for another prompt. Each nonce is accepted
+The challenge format (headers, signed text) is ``protocol.challenge``.
+Each nonce is accepted
 once; nonces whose timestamp is more than ``nonce_window_s`` away from the miner's clock are
 rejected, so only nonces inside the window need remembering (bounded memory, also capped by
 ``max_tracked_nonces``). The permit itself is read through an injected :class:`PermitChecker`
@@ -24,26 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import re
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as KeyValidationError
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
 from chain.errors import LatentError
 from miner.config import AuthConfig
-
-VALIDATOR_HEADER = "X-Latent-Validator"
-NONCE_HEADER = "X-Latent-Nonce"
-SIGNATURE_HEADER = "X-Latent-Signature"
-_NONCE_RE = re.compile(r"^(\d{1,12})-([0-9a-f]{32,64})$")
+from protocol.challenge import challenge_message, nonce_timestamp
+from protocol.headers import NONCE_HEADER, SIGNATURE_HEADER, VALIDATOR_HEADER
 
 
 class PermitChecker(Protocol):
@@ -62,42 +44,6 @@ class ChallengeRejected(LatentError):
         self.message = message
         self.status = status
         self.code = code
-
-
-def challenge_message(*, miner: str, nonce: str, body: bytes) -> str:
-    """The exact text a validator signs for a challenge (see module docs)."""
-    return (
-        "Latent validator challenge\n"
-        f"miner: {to_checksum_address(miner)}\n"
-        f"nonce: {nonce}\n"
-        f"body: 0x{keccak(body).hex()}"
-    )
-
-
-def new_nonce(now: float | None = None) -> str:
-    """A fresh challenge nonce stamped with ``now`` (unix seconds)."""
-    stamp = int(time.time() if now is None else now)
-    return f"{stamp}-{secrets.token_hex(16)}"
-
-
-def challenge_headers(
-    validator: LocalAccount, *, miner: str, body: bytes, nonce: str | None = None
-) -> dict[str, str]:
-    """Headers that authenticate ``body`` as a challenge by ``validator`` to ``miner``."""
-    nonce = nonce or new_nonce()
-    signed = validator.sign_message(
-        encode_defunct(text=challenge_message(miner=miner, nonce=nonce, body=body))
-    )
-    return {
-        VALIDATOR_HEADER: validator.address,
-        NONCE_HEADER: nonce,
-        SIGNATURE_HEADER: "0x" + bytes(signed.signature).hex(),
-    }
-
-
-def has_challenge_headers(headers: Mapping[str, str]) -> bool:
-    """True when any challenge header is present (the request claims to be a validator's)."""
-    return any(headers.get(name) is not None for name in (VALIDATOR_HEADER, NONCE_HEADER))
 
 
 class ValidatorAuth:
@@ -145,15 +91,14 @@ class ValidatorAuth:
                 f"{VALIDATOR_HEADER} is not an address", status=401, code="challenge_malformed"
             )
         validator = to_checksum_address(claimed)
-        match = _NONCE_RE.match(nonce)
-        if match is None:
+        stamp = nonce_timestamp(nonce)
+        if stamp is None:
             raise ChallengeRejected(
                 "nonce must be '<unix seconds>-<32..64 lowercase hex chars>'",
                 status=401,
                 code="challenge_malformed",
             )
         now = self._clock()
-        stamp = int(match.group(1))
         if abs(now - stamp) > self._config.nonce_window_s:
             raise ChallengeRejected(
                 f"nonce timestamp {stamp} is outside the {self._config.nonce_window_s:.0f} s "

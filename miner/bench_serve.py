@@ -96,7 +96,8 @@ async def _client_pass_async(job: _ClientPass) -> tuple[dict[str, Any], tuple[in
     import aiohttp
     from eth_account import Account
 
-    from chain.vouchers import VOUCHER_HEADER, encode_voucher_header, sign_voucher
+    from chain.vouchers import encode_voucher_header, sign_voucher
+    from protocol.headers import VOUCHER_HEADER
 
     signer = Account.from_key(job.renter_key)
     owed = dict(zip(job.channel_ids, job.owed, strict=True))
@@ -207,7 +208,8 @@ async def run_serve_bench(
     from miner.engine import InferenceEngine
     from miner.payment import ChannelView, InMemoryChannels, PaymentGate
     from miner.server import create_app, serve_in_loop
-    from miner.types import GenerationRequest, SamplingParams
+    from miner.types import GenerationRequest
+    from protocol.sampling import SamplingParams
 
     engine = await asyncio.to_thread(
         InferenceEngine.load,

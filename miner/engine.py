@@ -11,8 +11,9 @@ Design (decisions where the issue is silent):
   not plain ``DynamicLayer`` stacks (sliding-window / hybrid models) merging is not attempted:
   requests are then admitted only when the batch is empty (dynamic batching).
 * **Per-request randomness.** A sampled request gets its own CPU ``torch.Generator`` seeded
-  with ``params.seed`` (a random seed when absent) and draws exactly one uniform per token;
-  the token is picked by inverse CDF over the filtered distribution. Its tokens thus do not
+  with ``params.seed`` (a random seed when absent, reported in the result so a verifier can
+  replay it) and draws exactly one uniform per token; the token is picked by inverse CDF over
+  the filtered distribution (the rule is ``protocol.sampling``'s, which the verifier replays). Its tokens thus do not
   depend on batch neighbours (up to float noise in the logits), nor on the device's RNG.
   Filters apply in the order temperature -> top-k -> top-p (as transformers' warpers).
 * **Greedy** is ``argmax`` (first index on exact ties), as ``model.generate(do_sample=False)``.
@@ -45,14 +46,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerBase
 
 from chain.errors import ConfigError, LatentError
-from miner.proof import CHUNK_TOKENS, InferenceProof, chunk_commitment, final_hidden_forward
-from miner.types import (
-    GenerationRequest,
-    GenerationResult,
-    InvalidRequest,
-    SamplingParams,
-    TokenDelta,
-)
+from miner.types import GenerationRequest, GenerationResult, TokenDelta
+from protocol.openai import encode_chat, encode_text
+from protocol.proof import CHUNK_TOKENS, InferenceProof, chunk_commitment, final_hidden_forward
+from protocol.sampling import InvalidRequest, request_generator, sample_token
 
 __all__ = ["EngineNotRunning", "InferenceEngine", "InferenceFailed", "resolve_device_dtype"]
 
@@ -109,6 +106,8 @@ class _Sequence:
     queue: asyncio.Queue[TokenDelta | BaseException]
     submitted_at: float
     generator: torch.Generator | None
+    #: The seed of ``generator`` (the request's, or one the engine drew); None when greedy.
+    seed: int | None = None
     #: False for ``generate``: intermediate deltas are not queued (the event loop wakes once
     #: per request instead of once per token).
     want_deltas: bool = True
@@ -225,26 +224,12 @@ class InferenceEngine:
     # -- tokenization -----------------------------------------------------------------------
 
     def encode_prompt(self, prompt: str) -> tuple[int, ...]:
-        """Token ids of a plain-text prompt (with the tokenizer's BOS convention)."""
-        return tuple(self.tokenizer(prompt).input_ids)
+        """Token ids of a plain-text prompt (``protocol.openai.encode_text``)."""
+        return encode_text(self.tokenizer, prompt)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> tuple[int, ...]:
-        """Token ids of chat ``messages`` rendered with the model's chat template, ending with
-        the assistant turn header."""
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise InvalidRequest(
-                f"model {self.model_id} has no chat template; use /v1/completions instead",
-                param="messages",
-            )
-        try:
-            ids = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True
-            )
-        except Exception as exc:  # jinja raises many error types on odd input
-            raise InvalidRequest(f"cannot apply chat template: {exc}", param="messages") from exc
-        if not isinstance(ids, list):  # BatchEncoding in transformers 5
-            ids = ids["input_ids"]  # type: ignore[index]
-        return tuple(int(i) for i in ids)  # type: ignore[arg-type]
+        """Token ids of chat ``messages`` (``protocol.openai.encode_chat``)."""
+        return encode_chat(self.tokenizer, messages)
 
     def decode(self, token_ids: list[int] | tuple[int, ...]) -> str:
         """Text of ``token_ids`` without special tokens."""
@@ -329,15 +314,16 @@ class InferenceEngine:
         if not self.running:
             raise EngineNotRunning("the inference engine is not running; call start() first")
         params = request.params
-        generator = None
+        generator, seed = None, None
         if not params.greedy:
             seed = params.seed if params.seed is not None else secrets.randbits(63)
-            generator = torch.Generator(device="cpu").manual_seed(seed)
+            generator = request_generator(seed)
         seq = _Sequence(
             request=request,
             queue=asyncio.Queue(),
             submitted_at=time.perf_counter(),
             generator=generator,
+            seed=seed,
             want_deltas=want_deltas,
         )
         self._pending.append(seq)
@@ -543,7 +529,7 @@ class InferenceEngine:
                 tokens[row] = int(greedy_tokens[row])
             else:
                 assert seq.generator is not None
-                tokens[row] = _sample(logits[row], seq.request.params, seq.generator)
+                tokens[row] = sample_token(logits[row], seq.request.params, seq.generator)
         # One device->host copy for all chosen log-probs (no per-row synchronisation).
         rows = torch.tensor(live, dtype=torch.long, device=logits.device)
         picked = torch.tensor([tokens[r] for r in live], dtype=torch.long, device=logits.device)
@@ -591,6 +577,7 @@ class InferenceEngine:
             text=text,
             finish_reason=seq.finish_reason,
             proof=proof,
+            seed=seq.seed,
             time_to_first_token_s=first - seq.submitted_at,
             elapsed_s=now - seq.submitted_at,
         )
@@ -601,29 +588,6 @@ class InferenceEngine:
 # -------------------------------------------------------------------------------------------
 # Pure helpers
 # -------------------------------------------------------------------------------------------
-
-
-def _sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
-    """Draw one token: temperature -> top-k -> top-p, then inverse CDF with one uniform from
-    the request's own generator."""
-    scaled = logits.float() / params.temperature
-    vocab = scaled.shape[-1]
-    if 0 < params.top_k < vocab:
-        kth = torch.topk(scaled, params.top_k).values[-1]
-        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-    probs = torch.softmax(scaled, dim=-1)
-    if params.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
-        drop = mass_before >= params.top_p
-        drop[0] = False
-        probs = probs.clone()
-        probs[order[drop]] = 0.0
-    cdf = torch.cumsum(probs.double(), dim=-1)
-    u = torch.rand((), generator=generator, dtype=torch.float64).item()
-    target = torch.tensor([u * cdf[-1].item()], dtype=torch.float64, device=cdf.device)
-    token = int(torch.searchsorted(cdf, target, right=True).item())
-    return min(token, vocab - 1)
 
 
 def _find_stop(text: str, stops: tuple[str, ...]) -> int | None:

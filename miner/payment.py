@@ -47,13 +47,9 @@ from eth_utils import to_checksum_address
 
 from chain.errors import LatentError
 from chain.escrow import EscrowClient
-from chain.vouchers import (
-    VOUCHER_HEADER,
-    Voucher,
-    VoucherVerifier,
-    decode_voucher_header,
-)
+from chain.vouchers import Voucher, VoucherVerifier, decode_voucher_header
 from miner.config import PaymentConfig, PricingConfig
+from protocol.headers import VOUCHER_HEADER
 
 
 @dataclass(frozen=True)

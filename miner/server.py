@@ -1,19 +1,10 @@
 """OpenAI-compatible HTTP server of a miner: completions, chat, streaming, receipts, proofs.
 
 ``create_app`` builds a FastAPI app around an already-loaded engine. Every 2xx completion
-carries, besides OpenAI's fields, a top-level ``latent`` object (the official client ignores
-unknown fields)::
-
-    "latent": {
-      "receipt": {...},             # chain.receipts.Receipt.to_json(), signed by the hotkey
-      "proof": "<base64>",          # InferenceProof.to_bytes()
-      "output_token_ids": [...],    # what the receipt's outputHash covers
-      "access": "paid" | "validator" | "open"
-    }
-
-and the headers ``X-Latent-Receipt`` (base64url receipt) and, for proofs up to
-``proof_header_max_bytes``, ``X-Latent-Proof`` (base64). A streamed response carries the
-``latent`` object (and ``usage``) in its final chunk, before ``data: [DONE]``.
+carries a top-level ``latent`` object (receipt, proof, output token ids, seed; the format is
+``protocol.openai``'s) and the headers ``X-Latent-Receipt`` (base64url receipt) and, for
+proofs up to ``proof_header_max_bytes``, ``X-Latent-Proof`` (base64). A streamed response
+carries the ``latent`` object (and ``usage``) in its final chunk, before ``data: [DONE]``.
 
 Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``. Request
 handling order: body (413 too large, 408 too slow) -> JSON and schema (400) -> model (404)
@@ -39,27 +30,28 @@ from eth_utils import keccak
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from chain.errors import LatentError
 from chain.receipts import Receipt, encode_receipt_header, output_hash, sign_receipt
 from chain.receipts import request_hash as hash_request_body
-from miner.auth import ChallengeRejected, ValidatorAuth, has_challenge_headers
+from miner.auth import ChallengeRejected, ValidatorAuth
 from miner.config import MinerConfig
 from miner.metrics import MinerMetrics
-from miner.payment import VOUCHER_HEADER, PaymentGate, PaymentRequired, PaymentTicket
-from miner.types import (
-    GenerationRequest,
-    GenerationResult,
-    InvalidRequest,
-    SamplingParams,
-    TokenDelta,
+from miner.payment import PaymentGate, PaymentRequired, PaymentTicket
+from miner.types import GenerationRequest, GenerationResult, TokenDelta
+from protocol.challenge import has_challenge_headers
+from protocol.headers import PROOF_HEADER, RECEIPT_HEADER, VOUCHER_HEADER
+from protocol.openai import (
+    ChatBody,
+    CompletionBody,
+    LatentField,
+    SamplingBody,
+    chat_messages,
 )
-
-RECEIPT_HEADER = "X-Latent-Receipt"
-PROOF_HEADER = "X-Latent-Proof"
+from protocol.sampling import InvalidRequest, SamplingParams
 
 T = TypeVar("T")
 
@@ -126,46 +118,6 @@ class ApiError(LatentError):
         }
         body.update(self.extra)
         return JSONResponse(body, status_code=self.status, headers=self.headers)
-
-
-# ---------------------------------------------------------------- request schemas
-
-
-class _SamplingBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    model: str
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    n: int = 1
-    stream: bool = False
-    stop: str | list[str] | None = None
-    seed: int | None = None
-
-
-class CompletionBody(_SamplingBody):
-    """``POST /v1/completions`` body (the fields this miner uses)."""
-
-    prompt: str | list[str] | list[int]
-    max_tokens: int | None = 16
-
-
-class ChatMessage(BaseModel):
-    """One chat message; content parts other than text are refused."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-
-
-class ChatBody(_SamplingBody):
-    """``POST /v1/chat/completions`` body."""
-
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -240,7 +192,7 @@ class MinerServer:
             raise ApiError(400, "Client disconnected while sending the body.") from None
         return b"".join(chunks)
 
-    async def prepare(self, request: Request, schema: type[_SamplingBody]) -> _Prepared:
+    async def prepare(self, request: Request, schema: type[SamplingBody]) -> _Prepared:
         """Read, parse and validate a completion or chat request."""
         body = await self.read_body(request)
         try:
@@ -275,7 +227,7 @@ class MinerServer:
         else:
             assert isinstance(parsed, ChatBody)
             prompt_ids = await asyncio.to_thread(
-                self.engine.encode_chat, _chat_messages(parsed.messages)
+                self.engine.encode_chat, chat_messages(parsed.messages)
             )
             requested = (
                 parsed.max_completion_tokens
@@ -423,12 +375,14 @@ class MinerServer:
         self, access: _Access, result: GenerationResult, receipt: Receipt, proof: bytes
     ) -> dict[str, Any]:
         """The ``latent`` object added to responses."""
-        return {
-            "receipt": receipt.to_json(),
-            "proof": base64.b64encode(proof).decode("ascii"),
-            "output_token_ids": list(result.output_token_ids),
-            "access": access.kind,
-        }
+        return LatentField(
+            receipt=receipt,
+            proof=result.proof,
+            proof_bytes=proof,
+            output_token_ids=result.output_token_ids,
+            seed=result.seed,
+            access=access.kind,
+        ).to_json()
 
     def record_result(self, access: _Access, result: GenerationResult, proof: bytes) -> None:
         """Update token, proof and latency metrics for a finished generation."""
@@ -575,30 +529,6 @@ def _vocab_size(engine: Engine) -> int | None:
         return vocab
     tokenizer = getattr(engine, "tokenizer", None)
     return len(tokenizer) if tokenizer is not None else None
-
-
-def _chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
-        content = message.content
-        if content is None:
-            text = ""
-        elif isinstance(content, str):
-            text = content
-        else:
-            parts: list[str] = []
-            for part in content:
-                if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise ApiError(
-                        400,
-                        "Only text content parts are supported.",
-                        param=f"messages.{i}.content",
-                    )
-                parts.append(part["text"])
-            text = "".join(parts)
-        role = "system" if message.role == "developer" else message.role
-        out.append({"role": role, "content": text})
-    return out
 
 
 def _usage(result: GenerationResult) -> dict[str, int]:

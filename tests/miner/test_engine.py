@@ -12,7 +12,8 @@ from engine_cases import Serve
 
 from chain.errors import ConfigError
 from miner.engine import EngineNotRunning, InferenceEngine, resolve_device_dtype
-from miner.types import GenerationRequest, GenerationResult, InvalidRequest, SamplingParams
+from miner.types import GenerationRequest, GenerationResult
+from protocol.sampling import InvalidRequest, SamplingParams
 
 PROMPTS = ALL_PROMPTS[:5]
 

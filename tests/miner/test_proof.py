@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from miner.engine import InferenceEngine
-from miner.proof import (
+from miner.types import GenerationRequest, GenerationResult
+from protocol.proof import (
     CHUNK_TOKENS,
     DEFAULT_TOLERANCES,
     FIELD_PRIME,
@@ -26,7 +27,7 @@ from miner.proof import (
     chunk_topk,
     verify_inference,
 )
-from miner.types import GenerationRequest, GenerationResult, SamplingParams
+from protocol.sampling import SamplingParams
 
 GREEDY = SamplingParams(max_tokens=70)
 SAMPLED = SamplingParams(max_tokens=70, temperature=0.9, top_k=50, top_p=0.9, seed=11)
@@ -51,7 +52,13 @@ def batch16(
 
 def _verify(model: torch.nn.Module, req: GenerationRequest, res: GenerationResult, **kw):  # type: ignore[no-untyped-def]
     return verify_inference(
-        model, None, req.prompt_token_ids, res.output_token_ids, req.params, res.proof, **kw
+        model,
+        req.prompt_token_ids,
+        res.output_token_ids,
+        req.params,
+        res.proof,
+        seed=res.seed,
+        **kw,
     )
 
 
@@ -231,7 +238,7 @@ def test_commitment_detects_a_single_changed_top_value() -> None:
     hidden = torch.randn(CHUNK_TOKENS, 64, generator=torch.Generator().manual_seed(0))
     coeffs = chunk_commitment(hidden)
     assert len(coeffs) == chunk_topk(CHUNK_TOKENS)
-    from miner.proof import _check_chunk
+    from protocol.proof import _check_chunk
 
     assert _check_chunk(coeffs, hidden, DEFAULT_TOLERANCES)[0] == 1.0
     flat = hidden.reshape(-1).clone()

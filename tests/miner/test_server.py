@@ -23,12 +23,13 @@ from hypothesis import strategies as st
 
 from chain.receipts import Receipt, decode_receipt_header, output_hash, verify_receipt
 from chain.vouchers import encode_voucher_header, sign_voucher
-from miner.auth import ValidatorAuth, challenge_headers, new_nonce
+from miner.auth import ValidatorAuth
 from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, ServerConfig
 from miner.payment import ChannelView, InMemoryChannels, PaymentGate
-from miner.proof import InferenceProof, chunk_topk
 from miner.server import create_app, serve_in_loop
 from miner.types import GenerationRequest, GenerationResult, TokenDelta
+from protocol.challenge import challenge_headers, new_nonce
+from protocol.proof import InferenceProof, chunk_topk
 
 HOTKEY = Account.from_key("0x" + "a1" * 32)
 RENTER = Account.from_key("0x" + "a2" * 32)

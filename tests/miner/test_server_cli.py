@@ -23,10 +23,11 @@ from chain.escrow import EscrowClient
 from chain.metagraph import MetagraphClient
 from chain.receipts import Receipt
 from chain.token import SubnetTokenClient
-from chain.vouchers import VOUCHER_HEADER, VoucherBook, encode_voucher_header, sign_voucher
-from miner.auth import challenge_headers
+from chain.vouchers import VoucherBook, encode_voucher_header, sign_voucher
 from miner.cli import app, serve_miner
 from miner.config import MinerConfig, PaymentConfig, PricingConfig, ServerConfig
+from protocol.challenge import challenge_headers
+from protocol.headers import VOUCHER_HEADER
 
 ONE = 10**18
 

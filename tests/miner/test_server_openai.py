@@ -18,13 +18,15 @@ from eth_account import Account
 from eth_utils import keccak
 
 from chain.receipts import Receipt, output_hash, verify_receipt
-from chain.vouchers import VOUCHER_HEADER, encode_voucher_header, sign_voucher
+from chain.vouchers import encode_voucher_header, sign_voucher
 from miner.config import MinerConfig, PaymentConfig, PricingConfig, ServerConfig
 from miner.engine import InferenceEngine
 from miner.payment import ChannelView, InMemoryChannels, PaymentGate
-from miner.proof import InferenceProof, verify_inference
 from miner.server import create_app, serve_in_loop
-from miner.types import GenerationRequest, SamplingParams
+from miner.types import GenerationRequest
+from protocol.headers import VOUCHER_HEADER
+from protocol.proof import InferenceProof, verify_inference
+from protocol.sampling import SamplingParams
 
 HOTKEY = Account.from_key("0x" + "b1" * 32)
 RENTER = Account.from_key("0x" + "b2" * 32)
@@ -146,7 +148,7 @@ def test_openai_completion_round_trip_with_receipt_and_verifiable_proof(
         assert direct.output_token_ids == ids
         assert completion.choices[0].text == direct.text
         verdict = verify_inference(
-            engine.model, engine.tokenizer, prompt_ids, ids, SamplingParams(max_tokens=12), proof
+            engine.model, prompt_ids, ids, SamplingParams(max_tokens=12), proof
         )
         assert verdict.ok, verdict.reason
 

@@ -42,15 +42,19 @@ import math
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from eth_utils import keccak
 
 from chain.errors import LatentError
-
-if TYPE_CHECKING:
-    from miner.types import SamplingParams
+from protocol.sampling import (
+    SamplingParams,
+    next_uniform,
+    replay_distance,
+    request_generator,
+    sampling_cdf,
+)
 
 __all__ = [
     "CHUNK_TOKENS",
@@ -341,15 +345,19 @@ def final_hidden_forward(
 class ProofTolerances:
     """How far an honest proof may deviate from the verifier's recomputation.
 
-    The defaults are for an fp32 reference and were measured with the tiny model on CPU
-    (``tests/miner/test_proof.py::test_honest_deviation_inside_tolerances`` re-measures it):
-    16 concurrent requests (one left-padded batch, prompts of 2-12 tokens, 64 tokens each,
-    greedy and sampled) decoded with a KV cache, each verified alone by one prefill.
-    Honest deviations: hidden values <= 4.3e-4 relative (float16 rounding of the commitment,
-    at most 2**-11, dominates; fp32 decode-vs-prefill noise is ~1e-6); log-probs <= 1.9e-3
-    absolute at |lp| ~ 5-10 (float16 rounding on the wire again); top-k agreement 100%.
-    Tolerances are ~2x those. Against them: the same weights at bf16 match 9-17% of a chunk's
-    values; at fp16 75-88% and log-probs off by up to 5e-3 (both rejected); other weights 0%.
+    Every verification threshold of the subnet lives here. The fp32 defaults were measured
+    with the tiny model on CPU (``tests/protocol/test_calibration.py`` re-measures them, and
+    ``latent bench gauntlet`` reports the margins): 16 concurrent requests (one left-padded
+    batch, prompts of 2-12 tokens, 64 tokens each, greedy and sampled) decoded with a KV
+    cache, each verified alone by one prefill. Honest deviations: hidden values <= 4.3e-4
+    relative (float16 rounding of the commitment, at most 2**-11, dominates; fp32
+    decode-vs-prefill noise is ~1e-6); log-probs <= 1.9e-3 absolute at |lp| ~ 5-10 (float16
+    rounding on the wire again); top-k agreement 100%; sampled draws replayed exactly with
+    the draw at most ~1e-7 of probability mass from an interval boundary. Tolerances are
+    ~2x those (the replay margin ~100x: a near-tie costs nothing in security, since a cheater
+    can only pick between two adjacent tokens on a ~1e-5 sliver of draws). Against them: the
+    same weights at bf16 match 9-17% of a chunk's values; at fp16 75-88% and log-probs off
+    by up to 5e-3 (both rejected); other weights 0%.
     """
 
     #: A committed hidden value matches when |miner - verifier| <= atol + rtol * |verifier|.
@@ -364,8 +372,16 @@ class ProofTolerances:
     logprob_rtol: float = 1e-3
     #: Greedy: the chosen token's log-prob may be this far below the argmax (near-ties).
     greedy_tie_margin: float = 1e-3
-    #: Sampled: slack on the k-th largest logit (top-k) and on the nucleus mass (top-p).
+    #: Sampled with a seed: the replayed uniform may lie this far (probability mass) outside
+    #: the claimed token's CDF interval (float noise moving a boundary).
+    replay_margin: float = 1e-5
+    #: Sampled without a replayable seed, or a replay miss at a filter boundary: slack on
+    #: the k-th largest logit (top-k) and on the nucleus mass (top-p).
     sampling_margin: float = 1e-3
+    #: Fraction of sampled tokens that may miss exact replay and still pass the looser
+    #: top-k/top-p membership check (Token-DiFR's honest exact-match rate is > 98% on GPUs;
+    #: fp32 on CPU replays 100%).
+    max_replay_miss_fraction: float = 0.02
 
     @classmethod
     def for_dtype(cls, dtype: torch.dtype) -> ProofTolerances:
@@ -386,7 +402,9 @@ class ProofTolerances:
             logprob_atol=0.1,
             logprob_rtol=2e-2,
             greedy_tie_margin=0.1,
+            replay_margin=2e-2,
             sampling_margin=0.05,
+            max_replay_miss_fraction=0.05,
         )
 
 
@@ -408,6 +426,11 @@ class ProofVerdict:
     max_logprob_deviation: float = 0.0
     #: Largest (argmax log-prob - chosen log-prob) over greedy tokens.
     max_greedy_gap: float = 0.0
+    #: Sampled tokens checked by exact replay, and how many the replay picked exactly.
+    replayed_tokens: int = 0
+    replay_exact: int = 0
+    #: Largest replay distance (probability mass) among tokens accepted by replay.
+    max_replay_distance: float = 0.0
     per_chunk_match: tuple[float, ...] = field(default_factory=tuple)
 
 
@@ -432,7 +455,8 @@ def _check_chunk(
 def _sampling_violation(
     logits: torch.Tensor, token: int, params: SamplingParams, tol: ProofTolerances
 ) -> str | None:
-    """Why ``token`` could not have been drawn under ``params`` from ``logits`` (or None)."""
+    """Why ``token`` could not have been drawn under ``params`` from ``logits`` (or None),
+    whatever the random draw: the membership check behind exact replay."""
     scaled = logits.double() / params.temperature
     if params.top_k > 0 and params.top_k < scaled.numel():
         kth = torch.topk(scaled, params.top_k).values[-1].item()
@@ -455,12 +479,12 @@ def _sampling_violation(
 @torch.inference_mode()
 def verify_inference(
     model: Any,
-    tokenizer: Any,
     prompt_token_ids: Sequence[int],
     output_token_ids: Sequence[int],
     params: SamplingParams,
     proof: InferenceProof,
     *,
+    seed: int | None = None,
     tolerances: ProofTolerances | None = None,
 ) -> ProofVerdict:
     """Check ``proof`` for a completion with ONE prefill pass of the reference ``model``.
@@ -469,11 +493,13 @@ def verify_inference(
     commitment matches the recomputed final hidden states (at least
     ``min_chunk_match_fraction`` of its top-k values within tolerance); every reported
     log-prob matches; greedy tokens are the argmax up to ``greedy_tie_margin``; sampled tokens
-    lie inside the request's top-k / top-p set. ``tolerances`` default to
-    :meth:`ProofTolerances.for_dtype` of the model's dtype. ``tokenizer`` is accepted for
-    interface stability (the check works on token ids) and is not used.
+    are replayed exactly from ``seed`` (the request's, or the one the miner reported): each
+    must be the token the sampling rule picks from the verifier's own distribution with the
+    same uniform, up to ``replay_margin``; at most ``max_replay_miss_fraction`` of them may
+    miss and still lie inside the top-k / top-p set (filter-boundary near-ties). Without a
+    seed, sampled tokens only get the membership check. ``tolerances`` default to
+    :meth:`ProofTolerances.for_dtype` of the model's dtype.
     """
-    del tokenizer
     tol = tolerances or ProofTolerances.for_dtype(next(model.parameters()).dtype)
     n = len(output_token_ids)
     if n == 0 or proof.num_tokens != n or len(proof.token_logprobs) != n:
@@ -485,6 +511,12 @@ def verify_inference(
         return ProofVerdict(False, "proof chunk layout does not match the completion length")
     if not prompt_token_ids:
         return ProofVerdict(False, "empty prompt")
+    vocab = model.get_output_embeddings().weight.shape[0]
+    if any(not 0 <= t < vocab for t in output_token_ids):
+        return ProofVerdict(False, "completion contains a token id outside the vocabulary")
+    seed = params.seed if params.seed is not None else seed
+    if params.seed is not None and seed != params.seed:
+        return ProofVerdict(False, "reported seed differs from the request's seed")
 
     device = next(model.parameters()).device
     ids = list(prompt_token_ids) + list(output_token_ids[:-1])
@@ -532,8 +564,8 @@ def verify_inference(
                 **measured,
             )
     measured["max_logprob_deviation"] = max_lp_dev
-    for i, token in enumerate(output_token_ids):
-        if params.greedy:
+    if params.greedy:
+        for i in range(n):
             gap = best[i] - chosen[i]
             max_gap = max(max_gap, gap)
             if gap > tol.greedy_tie_margin:
@@ -543,8 +575,50 @@ def verify_inference(
                     max_greedy_gap=gap,
                     **measured,
                 )
-        else:
-            why = _sampling_violation(logits[i], int(token), params, tol)
-            if why is not None:
-                return ProofVerdict(False, f"sampled token {i}: {why}", **measured)
-    return ProofVerdict(True, "ok", max_greedy_gap=max_gap, **measured)
+        return ProofVerdict(True, "ok", max_greedy_gap=max_gap, **measured)
+    return _verify_sampled(logits, output_token_ids, params, seed, tol, measured)
+
+
+def _verify_sampled(
+    logits: torch.Tensor,
+    output_token_ids: Sequence[int],
+    params: SamplingParams,
+    seed: int | None,
+    tol: ProofTolerances,
+    measured: dict[str, Any],
+) -> ProofVerdict:
+    """Exact replay of the miner's draws from ``seed`` (module ``protocol.sampling``)."""
+    generator = request_generator(seed) if seed is not None else None
+    exact, misses, max_dist = 0, 0, 0.0
+    allowed_misses = math.floor(tol.max_replay_miss_fraction * len(output_token_ids))
+    for i, token in enumerate(output_token_ids):
+        if generator is not None:
+            u = next_uniform(generator)
+            dist = replay_distance(sampling_cdf(logits[i], params), int(token), u)
+            if dist == 0.0:
+                exact += 1
+                continue
+            if dist <= tol.replay_margin:
+                max_dist = max(max_dist, dist)
+                continue
+            misses += 1
+            if misses > allowed_misses:
+                return ProofVerdict(
+                    False,
+                    f"sampled token {i} is not the seeded draw "
+                    f"(replay off by {dist:.2e} of probability mass; {misses} misses)",
+                    replayed_tokens=i + 1,
+                    replay_exact=exact,
+                    **measured,
+                )
+        why = _sampling_violation(logits[i], int(token), params, tol)
+        if why is not None:
+            return ProofVerdict(False, f"sampled token {i}: {why}", **measured)
+    return ProofVerdict(
+        True,
+        "ok" if generator is not None else "ok (no seed: membership check only)",
+        replayed_tokens=len(output_token_ids) if generator is not None else 0,
+        replay_exact=exact,
+        max_replay_distance=max_dist,
+        **measured,
+    )

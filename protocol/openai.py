@@ -1,0 +1,195 @@
+"""OpenAI request schemas, prompt encoding, and the ``latent`` field of miner responses.
+
+Requests are OpenAI's ``/v1/completions`` and ``/v1/chat/completions`` bodies; the fields
+the subnet reads are declared here, so a miner, the validator and the renter proxy parse and
+tokenize a request the same way (the verifier must rebuild the exact prompt token ids the
+miner was asked to continue).
+
+Every 2xx completion carries, besides OpenAI's fields, a top-level ``latent`` object (the
+official client ignores unknown fields; a stream carries it in its final chunk)::
+
+    "latent": {
+      "receipt": {...},             # chain.receipts.Receipt.to_json(), signed by the hotkey
+      "proof": "<base64>",          # protocol.proof.InferenceProof.to_bytes()
+      "output_token_ids": [...],    # what the receipt's outputHash covers
+      "seed": 123 | null,           # the sampling seed used (null for greedy)
+      "access": "paid" | "validator" | "open"
+    }
+
+The seed is reported because a request without one is sampled from a seed the miner drew;
+it is not signed, so verifiers trust it only for their own checks, and re-check organic
+answers only when the signed request body fixed the seed (the renter proxy always sets one).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chain.errors import LatentError
+from chain.receipts import Receipt, ReceiptInvalid
+from protocol.proof import InferenceProof, InvalidProof
+from protocol.sampling import InvalidRequest
+
+__all__ = [
+    "ChatBody",
+    "ChatMessage",
+    "CompletionBody",
+    "InvalidResponse",
+    "LatentField",
+    "SamplingBody",
+    "chat_messages",
+    "encode_chat",
+    "encode_text",
+]
+
+
+class SamplingBody(BaseModel):
+    """Fields shared by completion and chat requests."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    n: int = 1
+    stream: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+
+class CompletionBody(SamplingBody):
+    """``POST /v1/completions`` body (the fields the subnet uses)."""
+
+    prompt: str | list[str] | list[int]
+    max_tokens: int | None = 16
+
+
+class ChatMessage(BaseModel):
+    """One chat message; content parts other than text are refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatBody(SamplingBody):
+    """``POST /v1/chat/completions`` body."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+
+
+def chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """Plain ``{"role", "content"}`` dicts for a chat template (``developer`` is ``system``);
+    raises :class:`InvalidRequest` for non-text content parts."""
+    out: list[dict[str, str]] = []
+    for i, message in enumerate(messages):
+        content = message.content
+        if content is None:
+            text = ""
+        elif isinstance(content, str):
+            text = content
+        else:
+            parts: list[str] = []
+            for part in content:
+                if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise InvalidRequest(
+                        "Only text content parts are supported.", param=f"messages.{i}.content"
+                    )
+                parts.append(part["text"])
+            text = "".join(parts)
+        role = "system" if message.role == "developer" else message.role
+        out.append({"role": role, "content": text})
+    return out
+
+
+def encode_text(tokenizer: Any, prompt: str) -> tuple[int, ...]:
+    """Token ids of a plain-text prompt (with the tokenizer's BOS convention)."""
+    return tuple(int(i) for i in tokenizer(prompt).input_ids)
+
+
+def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, ...]:
+    """Token ids of chat ``messages`` rendered with the model's chat template, ending with the
+    assistant turn header; raises :class:`InvalidRequest` when the model has no template or
+    the template refuses the messages."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InvalidRequest(
+            "this model has no chat template; use /v1/completions instead", param="messages"
+        )
+    try:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    except Exception as exc:  # jinja raises many error types on odd input
+        raise InvalidRequest(f"cannot apply chat template: {exc}", param="messages") from exc
+    if not isinstance(ids, list):  # BatchEncoding in transformers 5
+        ids = ids["input_ids"]
+    return tuple(int(i) for i in ids)
+
+
+class InvalidResponse(LatentError):
+    """A miner response whose ``latent`` field is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class LatentField:
+    """The ``latent`` object of a miner response (module docs)."""
+
+    receipt: Receipt
+    proof: InferenceProof
+    proof_bytes: bytes
+    output_token_ids: tuple[int, ...]
+    seed: int | None
+    access: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object as miners send it."""
+        return {
+            "receipt": self.receipt.to_json(),
+            "proof": base64.b64encode(self.proof_bytes).decode("ascii"),
+            "output_token_ids": list(self.output_token_ids),
+            "seed": self.seed,
+            "access": self.access,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> LatentField:
+        """Parse and check the shape; raises :class:`InvalidResponse` on anything malformed
+        (the proof must parse, token ids be ints, the receipt be well-formed)."""
+        if not isinstance(data, dict):
+            raise InvalidResponse("response has no 'latent' object")
+        try:
+            raw_ids = data["output_token_ids"]
+            if not isinstance(raw_ids, list) or not all(
+                isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**32 for t in raw_ids
+            ):
+                raise InvalidResponse("latent.output_token_ids must be a list of token ids")
+            seed = data.get("seed")
+            if seed is not None and (
+                not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63
+            ):
+                raise InvalidResponse("latent.seed must be null or an integer in [0, 2**63)")
+            proof_bytes = base64.b64decode(str(data["proof"]), validate=True)
+            receipt = data["receipt"]
+            if not isinstance(receipt, dict):
+                raise InvalidResponse("latent.receipt must be an object")
+            return cls(
+                receipt=Receipt.from_json(receipt),
+                proof=InferenceProof.from_bytes(proof_bytes),
+                proof_bytes=proof_bytes,
+                output_token_ids=tuple(raw_ids),
+                seed=seed,
+                access=str(data.get("access", "")),
+            )
+        except KeyError as exc:
+            raise InvalidResponse(f"latent field lacks {exc}") from None
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidResponse(f"latent.proof is not base64: {exc}") from None
+        except (ReceiptInvalid, InvalidProof) as exc:
+            raise InvalidResponse(str(exc)) from None
