@@ -29,10 +29,7 @@ is the eth-account reference form; the two are pinned together by the tests.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +43,7 @@ from eth_utils import keccak, to_checksum_address
 
 from chain.ecdsa import SECP256K1_N, SignatureError, recover_digest_signer, sign_digest
 from chain.errors import LatentError
+from chain.jsonfile import StateFileError, read_json, write_json_atomic
 
 VOUCHER_DOMAIN_NAME = "Latent PaymentEscrow"
 VOUCHER_DOMAIN_VERSION = "1"
@@ -304,14 +302,9 @@ class VoucherBook:
 
     def _read(self) -> dict[bytes, Voucher]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise VoucherFormatError(f"voucher book {self.path} is unreadable: {exc}") from None
-        if not isinstance(data, dict) or data.get("schema") != BOOK_SCHEMA:
-            raise VoucherFormatError(
-                f"voucher book {self.path} has schema {data.get('schema') if isinstance(data, dict) else None!r}, "
-                f"expected {BOOK_SCHEMA}; move it aside to start a new book"
-            )
+            data = read_json(self.path, schema=BOOK_SCHEMA)
+        except StateFileError as exc:
+            raise VoucherFormatError(f"voucher book: {exc}") from None
         entries = data.get("vouchers")
         if not isinstance(entries, dict):
             raise VoucherFormatError(f"voucher book {self.path} has no 'vouchers' object")
@@ -326,23 +319,15 @@ class VoucherBook:
         return latest
 
     def _write(self) -> None:
-        payload = {
-            "schema": BOOK_SCHEMA,
-            "vouchers": {"0x" + cid.hex(): v.to_json() for cid, v in sorted(self._latest.items())},
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        write_json_atomic(
+            self.path,
+            {
+                "schema": BOOK_SCHEMA,
+                "vouchers": {
+                    "0x" + cid.hex(): v.to_json() for cid, v in sorted(self._latest.items())
+                },
+            },
         )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def record(self, voucher: Voucher) -> bool:
         """Keep ``voucher`` if it raises its channel's cumulative amount; persist; return whether kept."""

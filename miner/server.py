@@ -50,6 +50,8 @@ from protocol.openai import (
     LatentField,
     SamplingBody,
     chat_messages,
+    requested_max_tokens,
+    sampling_params,
 )
 from protocol.sampling import InvalidRequest, SamplingParams
 
@@ -223,17 +225,13 @@ class MinerServer:
             raise ApiError(400, "Only n=1 is supported.", param="n")
         if isinstance(parsed, CompletionBody):
             prompt_ids = await self._encode_completion_prompt(parsed.prompt)
-            requested = parsed.max_tokens
+            requested = requested_max_tokens(parsed)
         else:
             assert isinstance(parsed, ChatBody)
             prompt_ids = await asyncio.to_thread(
                 self.engine.encode_chat, chat_messages(parsed.messages)
             )
-            requested = (
-                parsed.max_completion_tokens
-                if parsed.max_completion_tokens is not None
-                else parsed.max_tokens
-            )
+            requested = requested_max_tokens(parsed)
         room = self.engine.max_context - len(prompt_ids)
         if room <= 0:
             raise ApiError(
@@ -245,15 +243,7 @@ class MinerServer:
             )
         limit = min(room, self.config.server.max_tokens_limit)
         max_tokens = limit if requested is None else requested
-        stop = (parsed.stop,) if isinstance(parsed.stop, str) else tuple(parsed.stop or ())
-        params = SamplingParams(
-            max_tokens=max_tokens,
-            temperature=parsed.temperature,
-            top_k=parsed.top_k,
-            top_p=parsed.top_p,
-            seed=parsed.seed,
-            stop=stop,
-        )
+        params = sampling_params(parsed, max_tokens)
         try:
             params.validate(max_new_tokens_limit=limit)
         except InvalidRequest as exc:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chain.errors import LatentError
 from chain.receipts import Receipt, ReceiptInvalid
 from protocol.proof import InferenceProof, InvalidProof
-from protocol.sampling import InvalidRequest
+from protocol.sampling import InvalidRequest, SamplingParams
 
 __all__ = [
     "ChatBody",
@@ -45,6 +45,8 @@ __all__ = [
     "chat_messages",
     "encode_chat",
     "encode_text",
+    "requested_max_tokens",
+    "sampling_params",
 ]
 
 
@@ -85,6 +87,33 @@ class ChatBody(SamplingBody):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+
+
+def requested_max_tokens(body: SamplingBody) -> int | None:
+    """The completion-token limit the client asked for (None: as many as the context allows)."""
+    if isinstance(body, ChatBody):
+        return (
+            body.max_completion_tokens
+            if body.max_completion_tokens is not None
+            else body.max_tokens
+        )
+    if isinstance(body, CompletionBody):
+        return body.max_tokens
+    return None
+
+
+def sampling_params(body: SamplingBody, max_tokens: int) -> SamplingParams:
+    """The sampling parameters a request body asks for (``max_tokens`` resolved by the
+    caller against the context); not validated here (``SamplingParams.validate``)."""
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_k=body.top_k,
+        top_p=body.top_p,
+        seed=body.seed,
+        stop=stop,
+    )
 
 
 def chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
