@@ -207,9 +207,10 @@ async def run_serve_bench(
     from miner.config import MinerConfig, PaymentConfig, PricingConfig, ServerConfig
     from miner.engine import InferenceEngine
     from miner.payment import ChannelView, InMemoryChannels, PaymentGate
-    from miner.server import create_app, serve_in_loop
+    from miner.server import create_app
     from miner.types import GenerationRequest
     from protocol.sampling import SamplingParams
+    from protocol.serving import serve_in_loop
 
     engine = await asyncio.to_thread(
         InferenceEngine.load,

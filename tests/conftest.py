@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -21,6 +23,9 @@ from chain.compile import Artifact, compile_contracts
 from chain.keys import dev_accounts
 from chain.node import AnvilNode, revert, snapshot
 from chain.token import SubnetTokenClient
+
+if TYPE_CHECKING:  # torch and transformers load only for the tests that use a model
+    from miner.engine import InferenceEngine
 
 settings.register_profile(
     "default",
@@ -73,6 +78,31 @@ def token(w3: Web3, accounts: list[LocalAccount]) -> SubnetTokenClient:
         w3, "SubnetToken", deployer.address, deployer.address, sender=deployer
     )
     return SubnetTokenClient(w3, contract.address)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny deterministic model (seed 0), saved with save_pretrained."""
+    from miner.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-seed0"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_other_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same architecture and tokenizer, other weights (seed 1)."""
+    from miner.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-seed1"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_path: Path) -> InferenceEngine:
+    """A loaded (not started) fp32 CPU engine over the tiny model; each test starts it inside
+    its own event loop (``asyncio.run``) and stops it before returning."""
+    from miner.engine import InferenceEngine
+
+    return InferenceEngine.load(tiny_model_path, device="cpu", max_batch_size=16, model_id="tiny")
 
 
 __all__ = ["Contract"]

@@ -190,6 +190,10 @@ class MinerClient:
                 answer = await self._post(url, body, headers, stream, started)
         except TimeoutError:
             return MinerAnswer(False, 0, None, "timeout", 0.0, self.clock() - started)
+        except httpx.DecodingError as exc:
+            return MinerAnswer(
+                False, 0, None, f"malformed answer: {exc}", 0.0, self.clock() - started
+            )
         except (httpx.HTTPError, OSError) as exc:
             return MinerAnswer(False, 0, None, f"connection: {exc}", 0.0, self.clock() - started)
         except LatentError as exc:  # our own payment failed: not the miner's fault

@@ -26,10 +26,11 @@ from chain.vouchers import encode_voucher_header, sign_voucher
 from miner.auth import ValidatorAuth
 from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, ServerConfig
 from miner.payment import ChannelView, InMemoryChannels, PaymentGate
-from miner.server import create_app, serve_in_loop
+from miner.server import create_app
 from miner.types import GenerationRequest, GenerationResult, TokenDelta
 from protocol.challenge import challenge_headers, new_nonce
 from protocol.proof import InferenceProof, chunk_topk
+from protocol.serving import serve_in_loop
 
 HOTKEY = Account.from_key("0x" + "a1" * 32)
 RENTER = Account.from_key("0x" + "a2" * 32)

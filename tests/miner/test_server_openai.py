@@ -22,11 +22,12 @@ from chain.vouchers import encode_voucher_header, sign_voucher
 from miner.config import MinerConfig, PaymentConfig, PricingConfig, ServerConfig
 from miner.engine import InferenceEngine
 from miner.payment import ChannelView, InMemoryChannels, PaymentGate
-from miner.server import create_app, serve_in_loop
+from miner.server import create_app
 from miner.types import GenerationRequest
 from protocol.headers import VOUCHER_HEADER
 from protocol.proof import InferenceProof, verify_inference
 from protocol.sampling import SamplingParams
+from protocol.serving import serve_in_loop
 
 HOTKEY = Account.from_key("0x" + "b1" * 32)
 RENTER = Account.from_key("0x" + "b2" * 32)
