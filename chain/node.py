@@ -53,8 +53,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind ``port`` now. SO_REUSEADDR as servers set it, so a port
+    left in TIME_WAIT by a process that just stopped counts as free (restarts work)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -134,7 +137,7 @@ class AnvilNode:
             return self
         if self.port is None:
             self.port = free_port()
-        elif not _port_is_free(self.port):
+        elif not port_is_free(self.port):
             # Checked first: otherwise the readiness probe would talk to whoever holds it.
             raise NodeError(f"port {self.port} is already in use; stop that process or pick --port")
         if self.state_path is not None:
