@@ -14,6 +14,13 @@ byte that affects the output.
 Cache: ``build/artifacts/<Name>.json`` per contract plus ``build/artifacts/_index.json``
 holding the input hash. The whole tree is recompiled when any source, the compiler
 version or the settings change; otherwise artifacts are read from disk.
+
+Shipped artifacts: the deployable contracts' ABI and bytecode are also package data
+(``chain/abi/<Name>.json``), written by ``latent compile`` and checked against a fresh
+compile by the tests (a stale file fails CI). :func:`artifact` uses them when no compiler
+is available, so miner, validator and renter boxes need neither Node.js nor solc; where the
+toolchain exists (development, deployment, tests) it compiles (cached), so a contract
+change is seen at once.
 """
 
 from __future__ import annotations
@@ -308,23 +315,60 @@ def _write_cache(out_dir: Path, key: str, artifacts: dict[str, Artifact]) -> Non
     )
 
 
+#: What ``chain/abi/`` ships: the contracts a deployment consists of.
+SHIPPED_CONTRACTS = ("SubnetToken", "Metagraph", "PaymentEscrow", "YumaConsensus")
+SHIPPED_DIR = Path(__file__).resolve().parent / "abi"
+
 _LOADED: dict[str, Artifact] | None = None
 
 
-def artifact(name: str) -> Artifact:
-    """The compiled artifact for contract ``name`` (compiling on first use, cached)."""
+def shipped_artifacts(directory: Path = SHIPPED_DIR) -> dict[str, Artifact]:
+    """The artifacts shipped as package data (empty when none are there)."""
+    out: dict[str, Artifact] = {}
+    for name in SHIPPED_CONTRACTS:
+        path = directory / f"{name}.json"
+        if path.is_file():
+            out[name] = Artifact.from_json(json.loads(path.read_text()))
+    return out
+
+
+def write_shipped_artifacts(
+    artifacts: dict[str, Artifact], directory: Path = SHIPPED_DIR
+) -> list[Path]:
+    """Write the deployable contracts' artifacts as package data; returns the files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SHIPPED_CONTRACTS:
+        path = directory / f"{name}.json"
+        _atomic_write(path, json.dumps(artifacts[name].to_json(), indent=1) + "\n")
+        written.append(path)
+    return written
+
+
+def _load() -> dict[str, Artifact]:
     global _LOADED
-    if _LOADED is None or name not in _LOADED:
-        _LOADED = compile_contracts()
+    if _LOADED is None:
+        try:
+            _LOADED = compile_contracts()
+        except CompileError as exc:
+            shipped = shipped_artifacts()
+            if not shipped:
+                raise CompileError(
+                    f"{exc}; and this installation ships no compiled contracts (chain/abi)"
+                ) from None
+            _LOADED = shipped
+    return _LOADED
+
+
+def artifact(name: str) -> Artifact:
+    """The artifact for contract ``name``: compiled (cached) where a compiler exists, else
+    the shipped one."""
     try:
-        return _LOADED[name]
+        return _load()[name]
     except KeyError:
         raise CompileError(f"no contract named {name!r} under contracts/") from None
 
 
 def all_artifacts() -> dict[str, Artifact]:
-    """Every compiled project artifact (compiling on first use)."""
-    global _LOADED
-    if _LOADED is None:
-        _LOADED = compile_contracts()
-    return dict(_LOADED)
+    """Every project artifact: compiled where a compiler exists, else the shipped ones."""
+    return dict(_load())

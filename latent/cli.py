@@ -88,10 +88,11 @@ def compile_cmd(
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compile contracts/ (cached; rebuilt only when sources change)."""
-    from chain.compile import compile_contracts
+    """Compile contracts/ (cached) and refresh the shipped ABIs in chain/abi/."""
+    from chain.compile import compile_contracts, write_shipped_artifacts
 
     arts = compile_contracts(force=force)
+    write_shipped_artifacts(arts)  # package data: role boxes need no compiler
     deployable = {n: a for n, a in arts.items() if a.bytecode not in ("", "0x")}
     if json_out:
         print(

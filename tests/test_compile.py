@@ -95,3 +95,18 @@ def test_project_contracts_compile(artifacts: dict[str, compile_mod.Artifact]) -
     assert artifacts["SubnetToken"].bytecode.startswith("0x")
     names = [a.name for a in artifacts.values()]
     assert len(names) == len(set(names))
+
+
+def test_shipped_artifacts_match_a_fresh_compile() -> None:
+    """chain/abi/ (package data for boxes without a compiler) must equal what the sources
+    compile to now: run `latent compile` after changing a contract."""
+    from chain.compile import SHIPPED_CONTRACTS, compile_contracts, shipped_artifacts
+
+    fresh = compile_contracts()
+    shipped = shipped_artifacts()
+    assert sorted(shipped) == sorted(SHIPPED_CONTRACTS), "run `latent compile` to ship the ABIs"
+    for name in SHIPPED_CONTRACTS:
+        stale = f"chain/abi/{name}.json is stale: run `latent compile` and commit it"
+        assert shipped[name].abi == fresh[name].abi, stale
+        assert shipped[name].bytecode == fresh[name].bytecode, stale
+        assert shipped[name].deployed_bytecode == fresh[name].deployed_bytecode, stale
