@@ -33,7 +33,36 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # plain click help: flags read as flags (no "<bool>"), nothing wraps into boxes at 80
+    # columns or in a pipe
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"latent {version('latent-subnet')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            print("latent (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Latent: GPU inference subnet settled on an EVM chain."""
+
+
 wallet_app = typer.Typer(help="Coldkeys and hotkeys (encrypted keystores).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (print JSON with --json).", no_args_is_help=True)
 app.add_typer(wallet_app, name="wallet")
