@@ -269,6 +269,11 @@ def _advice_for(name: str) -> tuple[type[SubtensorError], str]:
     return _ADVICE.get(name, (SubtensorDispatchError, _GENERIC_ADVICE))
 
 
+def advice_for(name: str) -> str:
+    """What a validator should do about subtensor error ``name``."""
+    return _advice_for(name)[1]
+
+
 def _error_class(name: str) -> type[SubtensorError]:
     """One class per chain error name (a subclass of its category), created once."""
     cls = _BY_NAME.get(name)
