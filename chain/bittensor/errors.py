@@ -141,7 +141,7 @@ _ADVICE: dict[str, tuple[type[SubtensorError], str]] = {
         "metagraph shows it) or upgrade the validator software the subnet expects",
     ),
     "WeightVecNotEqualSize": (WeightsRejected, "send as many values as uids"),
-    "DuplicateUids": (WeightsRejected, "send each uid once"),
+    "DuplicateUids": (WeightsRejected, "send each uid once (one score per miner)"),
     "UidVecContainInvalidOne": (
         WeightsRejected,
         "weight only uids registered on the subnet (re-read the metagraph before posting)",
