@@ -126,7 +126,8 @@ class Metagraph:
         }
 
 
-def _ip_text(ip: int, ip_type: int) -> str:
+def ip_text(ip: int, ip_type: int) -> str:
+    """An axon's u128 ``ip`` as text (IPv4 unless ``ip_type`` is 6 or it does not fit)."""
     if ip_type == 6:
         return str(ipaddress.IPv6Address(ip))
     if ip >= 1 << 32:
@@ -145,7 +146,7 @@ def _read_axon(r: ScaleReader) -> Axon:
     )
     r.take(2)  # placeholder1, placeholder2
     return Axon(
-        ip=_ip_text(ip, ip_type),
+        ip=ip_text(ip, ip_type),
         port=port,
         ip_type=ip_type,
         version=version,
