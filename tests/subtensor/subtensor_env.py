@@ -24,8 +24,8 @@ def metadata_hex(version: int) -> str:
         return f.read().strip()
 
 
-def recorded_exchange() -> dict[str, dict[str, Any]]:
-    with gzip.open(DATA / "finney_netuid1_exchange.json.gz", "rt") as f:
+def recorded_exchange(name: str = "finney_netuid1_exchange") -> dict[str, dict[str, Any]]:
+    with gzip.open(DATA / f"{name}.json.gz", "rt") as f:
         return json.load(f)
 
 
@@ -64,11 +64,12 @@ class ReplayTransport(TransportBase):
 
 def replay_substrate(
     extra: dict[tuple[str, str], Any] | None = None,
+    exchange: str = "finney_netuid1_exchange",
 ) -> tuple[SubstrateInterface, ReplayTransport]:
     """A real ``SubstrateInterface`` whose transport replays the recorded finney exchange."""
     substrate = SubstrateInterface(
         url="http://recorded.invalid", ss58_format=42, auto_discover=False
     )
-    transport = ReplayTransport(recorded_exchange(), extra)
+    transport = ReplayTransport(recorded_exchange(exchange), extra)
     substrate.transport = transport
     return substrate, transport

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from subtensor_env import recorded_exchange
+from subtensor_env import recorded_exchange, replay_substrate
 
 from chain.bittensor.client import SubtensorClient
 from chain.bittensor.metagraph import decode_neurons_lite
@@ -75,3 +75,11 @@ def _recorded_neurons_bytes() -> bytes:
     calls = recorded_exchange()["state_call"]
     (result,) = [v["result"] for k, v in calls.items() if "get_neurons_lite" in k]
     return bytes.fromhex(result.removeprefix("0x"))
+
+
+def test_weight_rows_from_a_recorded_query_map():
+    """``Weights[23]`` as finney answered it (state_getKeysPaged + state_queryStorageAt)."""
+    substrate, transport = replay_substrate(exchange="finney_netuid23_weights_exchange")
+    head = "0x1b3f85dc8c83cada6d1782c955973a509a37c62af3d6ba29f5fd816aee37eb3b"
+    assert SubtensorClient(substrate).weights(23, head) == {10: ((10, 65535),)}
+    assert [m for m, _ in transport.requests].count("state_getKeysPaged") == 2
