@@ -32,6 +32,7 @@ from chain.bittensor.metagraph import (
     HYPERPARAMETER_ITEMS,
     Hyperparameters,
     Metagraph,
+    Neuron,
     decode_neurons_lite,
     hyperparameters_from_storage,
     weight_rows,
@@ -71,9 +72,7 @@ def connect(network: str) -> Any:
 
     url = network_url(network)
     try:
-        return SubstrateInterface(
-            url=url, ss58_format=42, type_registry_preset="substrate-node-template"
-        )
+        return SubstrateInterface(url=url, ss58_format=42)
     except Exception as exc:
         raise SubtensorConnectionError(
             f"cannot reach subtensor at {url}: {exc}; check --network and your connection"
@@ -116,7 +115,7 @@ class SubtensorClient:
         header = self._rpc("chain_getHeader", [block_hash])
         return int(header["number"], 16), str(block_hash)
 
-    def neurons(self, netuid: int, block_hash: str | None = None):  # type: ignore[no-untyped-def]
+    def neurons(self, netuid: int, block_hash: str | None = None) -> list[Neuron]:
         """Every uid of ``netuid`` (``NeuronInfoRuntimeApi_get_neurons_lite``)."""
         params = int(netuid).to_bytes(2, "little").hex()
         result = self._rpc(
