@@ -9,10 +9,12 @@
 - the u16 quantisation and max-weight clipping of scores;
 - SS58 and the EVM H160 mirror;
 - keyfiles written by ``bittensor-wallet`` (plain JSON, NaCl, legacy ansible vault);
-- the drand reveal round ``bittensor-drand`` encrypts to, and the plaintext size it encrypts.
+- the drand reveal round ``bittensor-drand`` encrypts to, and the commit plaintext.
 
-Timelock ciphertexts themselves are randomised (and decrypting one needs the round's future
-drand signature), so only the reveal round and the plaintext length are compared.
+Timelock ciphertexts are randomised, so they are compared after decryption: a commit aimed
+at drand round 1000, whose signature is public, opens to the same plaintext from the bridge
+and from the SDK's own encrypter; for live rounds the reveal round and plaintext size are
+compared.
 """
 
 from __future__ import annotations
@@ -238,6 +240,65 @@ def test_legacy_schedule_pins_drand_to_the_legacy_reveal_block(netuid, tempo, bl
         bytes(32),
     )
     assert expected <= got <= timelock.reveal_round(pinned, 1, 12.0, time.time())
+
+
+# drand quicknet's published beacon for round 1000 (public chain data; also the fixture of
+# subtensor's pallet-drand tests): with it any ciphertext for round 1000 can be opened now.
+QUICKNET_ROUND_1000_SIGNATURE = (
+    "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125"
+    "e342b73a8dd2bacbe47e4b6b63ed5e39"
+)
+
+
+def _open_round_1000(ciphertext: bytes, decrypt) -> bytes:
+    # decrypt_with_signature takes SCALE UserData {encrypted_data: Vec<u8>, reveal_round: u64}
+    from chain.bittensor.scale import encode_compact
+
+    wrapped = encode_compact(len(ciphertext)) + ciphertext + (1000).to_bytes(8, "little")
+    return bytes(decrypt(wrapped, QUICKNET_ROUND_1000_SIGNATURE))
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    hotkey=st.binary(min_size=32, max_size=32),
+    pairs=st.lists(
+        st.tuples(st.integers(0, 65535), st.integers(1, 65535)), min_size=1, max_size=50
+    ),
+    version_key=st.integers(0, 2**64 - 1),
+)
+def test_commit_plaintext_is_byte_identical_after_decrypting(hotkey, pairs, version_key):
+    """Aim the commit at round 1000 (a past round whose signature is public) and open it.
+
+    The reveal round is wall-clock based, so the test passes a block time that puts the
+    reveal moment inside round 1000's window; both the bridge's ciphertext (bittensor-drand)
+    and the SDK's own (bittensor-core) must open to our ``WeightsTlockPayload`` encoding.
+    """
+    uids, values = [u for u, _ in pairs], [v for _, v in pairs]
+    state = timelock.EpochScheduleState(1000, 0, 50, 100, 5, 1040)  # reveal block 1100: 63 blocks
+    block_time = (timelock.QUICKNET_GENESIS + 3001.5 - time.time()) / 63
+    assert timelock.reveal_round(state, 1, block_time, time.time()) == 1000
+    ours, round_number = timelock.encrypt_commit(
+        hotkey, uids, values, version_key, state, 1, block_time
+    )
+    assert round_number == 1000
+    expected = timelock.encode_payload(hotkey, uids, values, version_key)
+    assert _open_round_1000(ours, bittensor_drand.decrypt_with_signature) == expected
+    sdk_commit, sdk_round = bittensor_core.get_encrypted_commit_v2(
+        uids=uids,
+        weights=values,
+        version_key=version_key,
+        last_epoch_block=1000,
+        pending_epoch_at=0,
+        subnet_epoch_index=50,
+        tempo=100,
+        blocks_since_last_step=5,
+        current_block=1040,
+        subnet_reveal_period_epochs=1,
+        block_time=block_time,
+        hotkey=hotkey,
+    )
+    assert sdk_round == 1000
+    assert _open_round_1000(bytes(sdk_commit), bittensor_core.decrypt_with_signature) == expected
 
 
 def test_plaintext_size_matches_what_bittensor_drand_encrypts():
