@@ -5,7 +5,8 @@ hotkey (SS58) — or by uid — reads the metagraph at the head, maps each hotke
 holds *now* (scores of hotkeys that left are dropped, so a recycled uid never inherits them),
 and posts through :meth:`SubtensorClient.post_weights` (plain or timelocked as the subnet
 runs). Errors are the typed ``chain.bittensor.errors`` classes; a loop catches
-``SubtensorError`` per iteration.
+``SubtensorError`` per iteration. The calls block on the node (substrate-interface is
+synchronous): an asyncio validator runs them with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
