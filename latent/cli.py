@@ -71,6 +71,7 @@ app.add_typer(bench_app, name="bench")
 
 def _mount_roles() -> None:
     """Each role's commands live with the role; they are mounted here."""
+    from latent.bittensor_cli import app as bittensor_app
     from latent.neuron_cli import mount as mount_neuron_commands
     from latent.sim import sim
     from miner.bench_serve import bench_serve
@@ -84,6 +85,7 @@ def _mount_roles() -> None:
     app.add_typer(miner_app, name="miner")
     app.add_typer(renter_app, name="renter")
     app.add_typer(model_app, name="model")
+    app.add_typer(bittensor_app, name="bittensor")
     bench_app.command("serve")(bench_serve)
     app.command("sim")(sim)
 

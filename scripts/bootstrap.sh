@@ -31,7 +31,7 @@ if [ "$(cat "$py_stamp" 2>/dev/null || true)" != "$py_want" ]; then
     if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
         .venv/bin/python -m pip install --quiet --prefer-binary "${LATENT_TORCH_SPEC:-torch==2.13.0}"
     fi
-    .venv/bin/python -m pip install --quiet --prefer-binary -e ".[dev]"
+    .venv/bin/python -m pip install --quiet --prefer-binary -e ".[dev,bittensor-ref]"
     echo "$py_want" > "$py_stamp"
 fi
 
