@@ -40,7 +40,7 @@ class LatentChain:
     ) -> None:
         self.w3 = w3
         self.metagraph = metagraph
-        self.hotkey = hotkey.address
+        self.hotkey: str = str(hotkey.address)
         self.setter = WeightSetter(metagraph, hotkey, state, state_path=state_path)
         self.keeper = EpochKeeper(epoch, hotkey) if (epoch is not None and run_epochs) else None
         self._block_time = measure_block_time(w3)

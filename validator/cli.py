@@ -50,6 +50,10 @@ def run(
             help="The subnet's reference model directory.",
         ),
     ],
+    model_id: Annotated[
+        str | None,
+        typer.Option("--model-id", help="Model name miners serve (default: the directory name)."),
+    ] = None,
     network: Annotated[
         str,
         typer.Option("--network", "-n", envvar="LATENT_NETWORK", help="deploy/networks.toml name."),
@@ -139,6 +143,7 @@ def run(
         raise ConfigError("the payer must not be the hotkey: miners would recognise the checks")
     config = ValidatorConfig(
         state_path=state or _default_state(account.address),
+        model_id=model_id or model.name,
         checks_per_miner=checks_per_miner,
         round_interval_s=round_interval,
         request_timeout_s=timeout,

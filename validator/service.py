@@ -62,6 +62,8 @@ class ValidatorConfig:
 
     state_path: Path
     """The validator's state file (scores by hotkey, pending commit); restored on start."""
+    model_id: str
+    """The subnet's model name, as miners serve it (the ``model`` of every challenge)."""
     checks_per_miner: int = 2
     """Challenges sent to every serving miner each round."""
     round_interval_s: float = 10.0
@@ -180,15 +182,20 @@ class Validator:
     async def check_miner(self, miner: MinerTarget, round_seed: int) -> list[CheckOutcome]:
         """The round's challenges to one miner, one after another, each verified."""
         requests = challenge_requests(
-            round_seed ^ miner.uid, self.config.checks_per_miner, self.verifier.tokenizer
+            round_seed ^ miner.uid,
+            self.config.checks_per_miner,
+            self.verifier.tokenizer,
+            model=self.config.model_id,
         )
         outcomes = []
-        for kind, body, _prompt_ids, _params in requests:
+        for challenge in requests:
             stream = self.rng.random() < self.config.stream_fraction
-            payload = dict(body, stream=stream)
-            raw = json.dumps(payload, separators=(",", ":")).encode()
-            answer = await self.client.ask(miner, kind, raw, stream=stream)
-            outcomes.append(await self._judge(miner.hotkey, kind, raw, answer, "challenge"))
+            body = dict(challenge.body, stream=True) if stream else challenge.body
+            raw = json.dumps(body, separators=(",", ":")).encode()
+            answer = await self.client.ask(miner, challenge.kind, raw, stream=stream)
+            outcomes.append(
+                await self._judge(miner.hotkey, challenge.kind, raw, answer, "challenge")
+            )
         return outcomes
 
     async def _judge(
