@@ -79,6 +79,7 @@ def _mount_roles() -> None:
     from miner.model_cli import app as model_app
     from miner.settlement import settle_command
     from renter.cli import app as renter_app
+    from validator.bench_cli import bench_gauntlet, bench_verify
 
     mount_neuron_commands(app)  # register, stake, metagraph, weights
     miner_app.command("settle")(settle_command)
@@ -87,6 +88,8 @@ def _mount_roles() -> None:
     app.add_typer(model_app, name="model")
     app.add_typer(bittensor_app, name="bittensor")
     bench_app.command("serve")(bench_serve)
+    bench_app.command("gauntlet")(bench_gauntlet)
+    bench_app.command("verify")(bench_verify)
     app.command("sim")(sim)
 
 
