@@ -40,6 +40,7 @@ import functools
 import inspect
 import math
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -286,8 +287,13 @@ def _capture_lm_head_input(model: Any) -> Iterator[list[torch.Tensor]]:
     if head is None:
         raise LatentError(f"{type(model).__name__} has no output embeddings (LM head)")
 
+    me = threading.get_ident()
+
     def hook(_module: Any, args: tuple[Any, ...]) -> None:
-        captured.append(args[0])
+        # Only this thread's forward: a model shared by a prover and a verifier thread runs
+        # two forwards at once, and each must see its own hidden states.
+        if threading.get_ident() == me:
+            captured.append(args[0])
 
     handle = head.register_forward_pre_hook(hook)
     try:
