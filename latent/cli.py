@@ -42,6 +42,7 @@ app.add_typer(bench_app, name="bench")
 
 def _mount_roles() -> None:
     """Each role's commands live with the role; they are mounted here."""
+    from latent.dashboard.cli import dashboard
     from latent.neuron_cli import mount as mount_neuron_commands
     from latent.sim import sim
     from miner.bench_serve import bench_serve
@@ -57,6 +58,7 @@ def _mount_roles() -> None:
     app.add_typer(model_app, name="model")
     bench_app.command("serve")(bench_serve)
     app.command("sim")(sim)
+    app.command("dashboard")(dashboard)
 
 
 _mount_roles()
