@@ -116,6 +116,7 @@ class ChainSource:
         self._timestamps: dict[int, int] = {}
         self.errors: list[str] = []
         self._chain_id: int | None = None
+        self._last: tuple[ChainInfo, Metagraph] | None = None
 
     # ------------------------------------------------------------------ logs
 
@@ -194,9 +195,12 @@ class ChainSource:
     # ------------------------------------------------------------------ state
 
     def read(self) -> tuple[ChainInfo, Metagraph]:
-        """Scan new logs and read the metagraph at the latest block."""
+        """Scan new logs and read the metagraph at the latest block (the last read again while
+        no new block arrived)."""
         head = self.w3.eth.get_block("latest")
         block = int(head["number"])
+        if self._last is not None and self._last[0].block == block:
+            return self._last
         if self._chain_id is None:
             self._chain_id = int(self.w3.eth.chain_id)
         self.scan(block)
@@ -216,7 +220,8 @@ class ChainSource:
             last_epoch_block=last,
             next_epoch_block=next_block,
         )
-        return info, mg
+        self._last = (info, mg)
+        return self._last
 
 
 # ---------------------------------------------------------------------- HTTP
