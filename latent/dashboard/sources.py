@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from chain.compile import artifact
-from chain.epoch import EpochClient
+from chain.epoch import EpochClient, Phase
 from chain.errors import LatentError
 from chain.metagraph import Metagraph, MetagraphReader
 from latent.dashboard.model import (
@@ -146,17 +146,32 @@ class ChainSource:
                 self._take(raw, completed)
             self.cursor = end + 1
         # Only the epochs the charts keep need a metagraph read.
-        for epoch_block, block, distributed in completed[-self.history_epochs :]:
-            try:
-                mg = self.reader.snapshot(block)
-            except READ_ERRORS as exc:
-                self._error(
-                    f"epoch {epoch_block}: cannot read the metagraph at block {block} "
-                    f"({type(exc).__name__}); charts need a node that serves past state"
-                )
-                continue
-            self.history.append(EpochRecord.from_snapshot(epoch_block, block, distributed, mg))
+        kept = completed[-self.history_epochs :]
+        for i, (epoch_block, block, distributed) in enumerate(kept):
+            mg = self._scores_at(block, to_block, latest=i == len(kept) - 1)
+            if mg is not None:
+                self.history.append(EpochRecord.from_snapshot(epoch_block, block, distributed, mg))
         self.history = self.history[-self.history_epochs :]
+
+    def _scores_at(self, block: int, head: int, *, latest: bool) -> Metagraph | None:
+        """The metagraph as epoch-completing ``block`` left it. A node that no longer serves
+        that block's state still gives the latest epoch's scores: they only change when an
+        epoch completes, so the head's are the same while no other epoch has started."""
+        try:
+            return self.reader.snapshot(block)
+        except READ_ERRORS as exc:
+            self._error(
+                f"cannot read the metagraph at past blocks ({type(exc).__name__}); the charts "
+                "show the epochs completed while the dashboard runs (an archive node gives all)"
+            )
+        if not latest or self.epoch is None:
+            return None
+        try:
+            if self.epoch.progress(block=head)[0] != Phase.IDLE:
+                return None
+            return self.reader.snapshot(head)
+        except READ_ERRORS:
+            return None
 
     def _take(self, raw: Any, completed: list[tuple[int, int, int]]) -> None:
         address = to_checksum_address(raw["address"])

@@ -58,6 +58,18 @@ class DemoSubnet:
     #: channel id (0x hex) -> (miner uid, deposit, settled) in base units
     channels: dict[str, tuple[int, int, int]]
     epochs: int
+    subnet: Subnet
+    keeper: LocalAccount
+
+    def set_endpoints(self, endpoints: Mapping[int, str]) -> None:
+        """Publish miner endpoints (uid -> URL) on the metagraph."""
+        for uid, url in endpoints.items():
+            self.subnet.metagraph.set_endpoint(self.subnet.hotkeys[uid], url)
+
+    def run_epoch(self) -> None:
+        """Mine to the next epoch and run it."""
+        self.subnet.mine_to_next_epoch()
+        self.subnet.epoch.run_epoch_until_done(self.keeper)
 
 
 def demo_network(w3: Web3) -> Network:
@@ -65,13 +77,8 @@ def demo_network(w3: Web3) -> Network:
     return Network(net.name, int(w3.eth.chain_id), "unused", net.rpc_env, True, DEMO_PARAMS)
 
 
-def build_demo_subnet(
-    w3: Web3,
-    accounts: list[LocalAccount],
-    manifest_dir: Path,
-    endpoints: Mapping[int, str],
-) -> DemoSubnet:
-    """Deploy and populate the demo subnet; ``endpoints`` maps miner uids to their URLs."""
+def build_demo_subnet(w3: Web3, accounts: list[LocalAccount], manifest_dir: Path) -> DemoSubnet:
+    """Deploy and populate the demo subnet (miners publish no endpoint yet)."""
     owner, coldkey, keeper, renter = accounts[0], accounts[1], accounts[2], accounts[3]
     start = w3.eth.block_number + 1
     manifest, _ = deploy_plan(w3, demo_network(w3), owner, manifest_dir=manifest_dir)
@@ -85,8 +92,6 @@ def build_demo_subnet(
         EpochClient(w3, manifest.address("YumaConsensus")),
     )
     subnet.register(len(VALIDATORS) + len(MINERS))
-    for uid, url in endpoints.items():
-        subnet.metagraph.set_endpoint(subnet.hotkeys[uid], url)
     subnet.stake(0, 3_000 * TOKEN)
     subnet.stake(1, 1_000 * TOKEN)
 
@@ -126,4 +131,6 @@ def build_demo_subnet(
         hotkeys=tuple(hk.address for hk in subnet.hotkeys),
         channels=channels,
         epochs=1 + len(WEIGHTS),
+        subnet=subnet,
+        keeper=keeper,
     )

@@ -83,7 +83,9 @@ function renderHeader(s) {
     card("Active", `${sub.active}`, `of ${sub.n}`),
     card("Total stake", fmtTokens(sub.total_stake, 2), "tok"),
     card("Neuron emission", fmtTokens(sub.emission_per_epoch, 2), "tok / epoch"),
-    card("Next epoch", `${sub.blocks_to_epoch}`, `/ ${sub.tempo} blocks`),
+    sub.blocks_to_epoch > 0
+      ? card("Next epoch", `${sub.blocks_to_epoch}`, `/ ${sub.tempo} blocks`)
+      : card("Next epoch", "due", `tempo ${sub.tempo}`),
     card("Registration", fmtTokens(sub.registration_price, 4), "tok"),
     card("Channels", `${esc.open}`, `open of ${esc.channels}`),
     card("Escrowed", fmtTokens(esc.remaining, 2), "tok"),
@@ -120,7 +122,8 @@ function renderMetagraph(s) {
     const sw = el("span", { cls: "swatch" });
     sw.style.background = colorOf(n.uid);
     uid.prepend(sw);
-    if (n.validator_permit) uid.appendChild(el("span", { cls: "badge", text: "V", title: "validator permit" }));
+    const hotkey = addrCell(n.hotkey);
+    if (n.validator_permit) hotkey.appendChild(el("span", { cls: "badge", text: "V", title: "validator permit" }));
     const endpoint = el("td", { cls: "addr endpoint", title: n.endpoint || "" });
     if (/^https?:\/\//.test(n.endpoint)) {
       const a = el("a", { text: n.endpoint.replace(/^https?:\/\//, "") });
@@ -135,7 +138,7 @@ function renderMetagraph(s) {
       : "no validator reports this miner";
     const tr = el("tr", {}, [
       uid,
-      addrCell(n.hotkey),
+      hotkey,
       addrCell(n.coldkey, "dim"),
       td(fmtTokens(n.stake, 2), "num"),
       td(fmtFrac(n.vtrust), "num"),
@@ -234,7 +237,7 @@ function drawChart(canvas, history, metric) {
   for (let k = 0; k <= 4; k++) {
     const v = (ymax * k) / 4, yy = Math.round(y(v)) + 0.5;
     ctx.beginPath(); ctx.moveTo(pad.l, yy); ctx.lineTo(W - pad.r, yy); ctx.stroke();
-    ctx.fillText(metric === "emission" ? fmtNum(v, v < 10 ? 2 : 0) : fmtNum(v, 2), pad.l - 6, yy);
+    ctx.fillText(fmtNum(v, ymax <= 10 ? 2 : ymax <= 100 ? 1 : 0), pad.l - 6, yy);
   }
   // x labels: first, last and a middle epoch block
   ctx.textAlign = "center"; ctx.textBaseline = "top";

@@ -20,12 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_env import MINERS, TOKEN, DemoSubnet, build_demo_subnet
-from eth_account.signers.local import LocalAccount
+from dashboard_env import MINERS, TOKEN, DemoSubnet
 from fastapi import FastAPI
 from web3 import Web3
 
+from chain.metagraph import Metagraph
 from latent.dashboard import serve_dashboard
+from latent.dashboard.sources import ChainSource
 from protocol.serving import serve_in_loop
 
 WINDOW = (1440, 1800)
@@ -151,8 +152,53 @@ def chart_pixels(png: Path, rect: str) -> tuple[int, int]:
     return drawn, len(set(pixels))
 
 
+def test_chain_source_reads_past_epochs_then_follows_new_ones(
+    demo: DemoSubnet, fresh_chain: Web3
+) -> None:
+    source = ChainSource(
+        fresh_chain, metagraph=demo.metagraph, escrow=demo.escrow, from_block=demo.from_block
+    )
+    info, mg = source.read()
+    assert info.epoch == demo.epoch and mg.n == 5
+    epochs = [r.epoch_block for r in source.history]
+    assert len(epochs) == demo.epochs and info.last_epoch_block == epochs[-1]
+    # Each record holds the scores as its epoch left them (the latest equals the head's).
+    assert source.history[-1].incentive == mg.incentive
+    assert source.history[-2].incentive != mg.incentive
+    settled = [e for e in source.escrow_events if e.name == "VoucherSettled"]
+    assert len(settled) == 3
+    assert source.read()[0] is info  # no new block: nothing read again
+
+    demo.run_epoch()
+    info2, _ = source.read()
+    assert [r.epoch_block for r in source.history][:-1] == epochs
+    assert source.history[-1].epoch_block == info2.last_epoch_block > info.last_epoch_block
+    assert len(source.escrow_events) == len(demo.channels) + 3  # nothing scanned twice
+    assert source.errors == []
+
+
+def test_chain_source_without_past_state_keeps_the_latest_epoch(
+    demo: DemoSubnet, fresh_chain: Web3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that serves no past state: the latest epoch's scores come from the head."""
+    source = ChainSource(fresh_chain, metagraph=demo.metagraph, from_block=demo.from_block)
+    head = fresh_chain.eth.block_number
+    real = source.reader.snapshot
+
+    def pruned(block: int | str = "latest") -> Metagraph:
+        if block != "latest" and int(block) < head:
+            raise ValueError("missing trie node")  # what a pruned geth answers
+        return real(block)
+
+    monkeypatch.setattr(source.reader, "snapshot", pruned)
+    _, mg = source.read()
+    assert len(source.history) == 1
+    assert source.history[0].incentive == mg.incentive
+    assert len(source.errors) == 1 and "archive node" in source.errors[0]
+
+
 def test_dashboard_renders_in_headless_chromium(
-    fresh_chain: Web3, accounts: list[LocalAccount], tmp_path: Path
+    demo: DemoSubnet, fresh_chain: Web3, tmp_path: Path
 ) -> None:
     binary = find_chromium()
     if binary is None:
@@ -164,12 +210,10 @@ def test_dashboard_renders_in_headless_chromium(
     w3 = fresh_chain
     statuses: dict[int, dict[str, Any]] = {}
 
-    async def scenario() -> tuple[DemoSubnet, dict[str, Any], bytes, Path]:
+    async def scenario() -> tuple[dict[str, Any], bytes, Path]:
         async with serve_in_loop(fake_endpoints(statuses)) as base:
             endpoints = {2: f"{base}/miner/2", 3: f"{base}/miner/3", 4: UNREACHABLE}
-            demo = await asyncio.to_thread(
-                build_demo_subnet, w3, accounts, tmp_path / "deployments", endpoints
-            )
+            await asyncio.to_thread(demo.set_endpoints, endpoints)
             miners = [demo.hotkeys[uid] for uid in MINERS]
             for index, hotkey, rows in (
                 (0, demo.hotkeys[0], [(1.0, 120.0, 0.05), (1.0, 80.0, 0.2), (0.2, 150.0, 0.04)]),
@@ -198,9 +242,9 @@ def test_dashboard_renders_in_headless_chromium(
                 dom = await chromium(binary, tmp_path / "profile", "--dump-dom", url)
                 png = tmp_path / "dashboard.png"
                 await chromium(binary, tmp_path / "profile", f"--screenshot={png}", url)
-        return demo, state, dom, png
+        return state, dom, png
 
-    demo, state, dom_bytes, png = asyncio.run(scenario())
+    state, dom_bytes, png = asyncio.run(scenario())
     if os.environ.get("LATENT_DASHBOARD_SCREENSHOT"):
         shutil.copy(png, os.environ["LATENT_DASHBOARD_SCREENSHOT"])
 
