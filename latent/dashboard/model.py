@@ -456,7 +456,22 @@ def build_state(
     errors: Sequence[str] = (),
     now: float = 0.0,
 ) -> dict[str, Any]:
-    """The whole ``/api/state`` document."""
+    """The whole ``/api/state`` document::
+
+        {"schema": 1, "generated_at": unix s,
+         "network": {name, chain_id, block, block_timestamp},
+         "contracts": {metagraph, epoch, escrow},
+         "subnet": {n, max_uids, tempo, activity_cutoff, registration_price, total_stake,
+                    validators, active, emission_per_epoch, last_epoch_block,
+                    next_epoch_block, blocks_to_epoch},
+         "neurons": [neuron_rows(...) entries, by uid],
+         "history": history_model(...),        # epochs, completed, distributed, series
+         "escrow": escrow_model(...),          # channels, settlements, totals
+         "validators": validators_model(...),  # url, ok, error, hotkey, round, miners, ...
+         "errors": [str]}
+
+    ``/api/state`` adds ``stale`` and ``error`` (the last refresh failed: the data is older).
+    """
     hp = mg.hyperparameters
     quality = miner_quality(reports)
     neurons = neuron_rows(mg, chain.block, quality, prices or {})
