@@ -72,6 +72,7 @@ app.add_typer(bench_app, name="bench")
 def _mount_roles() -> None:
     """Each role's commands live with the role; they are mounted here."""
     from latent.bittensor_cli import app as bittensor_app
+    from latent.dashboard.cli import dashboard
     from latent.neuron_cli import mount as mount_neuron_commands
     from latent.sim import sim
     from miner.bench_serve import bench_serve
@@ -80,10 +81,12 @@ def _mount_roles() -> None:
     from miner.settlement import settle_command
     from renter.cli import app as renter_app
     from validator.bench_cli import bench_gauntlet, bench_verify
+    from validator.cli import app as validator_app
 
     mount_neuron_commands(app)  # register, stake, metagraph, weights
     miner_app.command("settle")(settle_command)
     app.add_typer(miner_app, name="miner")
+    app.add_typer(validator_app, name="validator")
     app.add_typer(renter_app, name="renter")
     app.add_typer(model_app, name="model")
     app.add_typer(bittensor_app, name="bittensor")
@@ -91,6 +94,7 @@ def _mount_roles() -> None:
     bench_app.command("gauntlet")(bench_gauntlet)
     bench_app.command("verify")(bench_verify)
     app.command("sim")(sim)
+    app.command("dashboard")(dashboard)
 
 
 _mount_roles()

@@ -42,4 +42,23 @@ if [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$npm_want" ]; then
     npm ci --no-audit --no-fund --loglevel=error
     echo "$npm_want" > "$npm_stamp"
 fi
+# Debian's chromium renders the dashboard in its headless-browser test. Installed when
+# missing and we are root with apt; tried once per .venv (remove the stamp to retry).
+chromium_stamp=".venv/.latent-chromium-tried"
+if [ -z "${LATENT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+    && [ ! -e "$chromium_stamp" ]; then
+    touch "$chromium_stamp"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing chromium (Debian package) for the dashboard's browser test"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-get install -y -qq chromium >/dev/null 2>&1; then
+            apt-get update -qq >/dev/null 2>&1 || true
+            apt-get install -y -qq chromium >/dev/null 2>&1 \
+                || log "could not install chromium; the dashboard browser test will be skipped"
+        fi
+    else
+        log "chromium not found: the dashboard browser test will be skipped" \
+            "(install it with: sudo apt-get install -y chromium, or set LATENT_CHROMIUM)"
+    fi
+fi
 export PATH="$ROOT/.venv/bin:$PATH"
