@@ -12,7 +12,9 @@ from chain.errors import ConfigError
 from chain.paths import DEPLOY_DIR
 
 MANIFEST_SCHEMA = 1
-DEPLOYMENTS_DIR = DEPLOY_DIR / "deployments"
+#: Where manifests live; ``LATENT_DEPLOYMENTS_DIR`` moves them (a localnet on another port
+#: keeps its own so it never overwrites the default one's).
+DEPLOYMENTS_DIR = Path(os.environ.get("LATENT_DEPLOYMENTS_DIR") or DEPLOY_DIR / "deployments")
 
 
 @dataclass(frozen=True)

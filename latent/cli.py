@@ -232,19 +232,59 @@ def deploy_cmd(
 
 @app.command("localnet")
 def localnet_cmd(
-    port: Annotated[int, typer.Option(help="RPC port for anvil.")] = 8545,
-    block_time: Annotated[float, typer.Option(help="Seconds per block.")] = 1.0,
+    port: Annotated[int, typer.Option("--port", help="RPC port for anvil.")] = 8545,
+    block_time: Annotated[float, typer.Option("--block-time", help="Seconds per block.")] = 1.0,
     state: Annotated[
-        Path | None, typer.Option(help="anvil state file (persist and reload).")
+        Path | None,
+        typer.Option("--state", help="Directory keeping chain and neuron state across restarts."),
     ] = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Exit after deploying instead of serving.")
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Exit after N epochs with a summary.")
+    ] = None,
+    cheat: Annotated[
+        str,
+        typer.Option(
+            "--cheat", help="What the cheating miner does (bench gauntlet kinds, or none)."
+        ),
+    ] = "other-weights",
+    miners: Annotated[int, typer.Option("--miners", min=1, help="Miners to start.")] = 4,
+    validators: Annotated[
+        int, typer.Option("--validators", min=0, help="Validators to start.")
+    ] = 2,
+    tempo: Annotated[int, typer.Option("--tempo", min=2, help="Blocks per epoch.")] = 20,
+    dashboard_port: Annotated[
+        int, typer.Option("--dashboard-port", help="Dashboard port (0: any free port).")
+    ] = 8080,
+    no_renter: Annotated[
+        bool, typer.Option("--no-renter", help="No renter proxy and no paid traffic.")
     ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit after deploying and registering.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run the whole subnet on this machine: anvil, contracts, (growing) roles."""
+    """Run the whole subnet here: chain, miners (one cheating), validators, a paying renter,
+    and the dashboard."""
     from latent.localnet import LocalnetConfig, run_localnet
 
-    run_localnet(LocalnetConfig(port=port, block_time=block_time, state_path=state, once=once))
+    code = run_localnet(
+        LocalnetConfig(
+            port=port,
+            block_time=block_time,
+            state_dir=state,
+            once=once,
+            epochs=epochs,
+            miners=miners,
+            validators=validators,
+            cheat=cheat,
+            tempo=tempo,
+            dashboard_port=dashboard_port,
+            renter=not no_renter,
+            json_out=json_out,
+        )
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------- wallet
