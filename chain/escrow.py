@@ -71,6 +71,16 @@ class Channel:
     refunded: bool
     #: Timestamp of the block the channel was read at.
     read_at: int
+    #: The session key a change replaced; it still signs until ``previous_key_until``.
+    previous_session_key: str | None = None
+    previous_key_until: int = 0
+
+    def may_sign(self, signer: str) -> bool:
+        """Whether the escrow settles a voucher ``signer`` signed, at ``read_at`` (the renter,
+        the session key, or the replaced key inside its grace period)."""
+        if signer in (self.renter, self.session_key):
+            return True
+        return signer == self.previous_session_key and self.read_at < self.previous_key_until
 
     @property
     def closing(self) -> bool:
@@ -172,6 +182,8 @@ class EscrowClient(Contract):
             claimed,
             token,
             session_key,
+            previous_key,
+            previous_until,
         ) = raw
         if renter == ZERO_ADDRESS:
             return None
@@ -188,6 +200,10 @@ class EscrowClient(Contract):
             closes_at=int(closes_at),
             refunded=bool(refunded),
             read_at=int(block["timestamp"]),
+            previous_session_key=None
+            if previous_key == ZERO_ADDRESS
+            else to_checksum_address(previous_key),
+            previous_key_until=int(previous_until),
         )
 
     def channel(self, cid: bytes) -> Channel:

@@ -106,8 +106,21 @@ contract PaymentEscrow is IPaymentEscrow, EIP712, Ownable2Step, ReentrancyGuardT
         _requireRenter(channelId, c);
         uint40 closesAt = c.closesAt;
         if (closesAt != 0) revert EscrowChannelClosing(channelId, closesAt);
+        uint40 until = c.previousKeyUntil;
+        if (block.timestamp < until) revert EscrowSessionKeyChangePending(channelId, until);
+        address current = c.sessionKey;
+        if (current != address(0)) {
+            // The replaced key keeps signing for one grace period: a voucher it signed for work
+            // already served stays settleable (the miner's exposure stays one request).
+            // uint40 seconds cannot overflow before the year 36812 (grace <= 30 days).
+            until = uint40(block.timestamp + _gracePeriod);
+            c.previousSessionKey = current;
+            c.previousKeyUntil = until;
+        } else {
+            until = 0;
+        }
         c.sessionKey = sessionKey;
-        emit SessionKeySet(channelId, sessionKey);
+        emit SessionKeySet(channelId, sessionKey, until);
     }
 
     /// @inheritdoc IPaymentEscrow
@@ -154,13 +167,28 @@ contract PaymentEscrow is IPaymentEscrow, EIP712, Ownable2Step, ReentrancyGuardT
         bytes32[] calldata channelIds,
         uint128[] calldata cumulativeAmounts,
         bytes[] calldata signatures
-    ) external nonReentrant {
+    ) external nonReentrant returns (uint256 settledCount) {
         uint256 n = channelIds.length;
         if (cumulativeAmounts.length != n || signatures.length != n) {
             revert EscrowBatchLengthMismatch(n, cumulativeAmounts.length, signatures.length);
         }
         for (uint256 i; i < n; ++i) {
-            _settle(channelIds[i], cumulativeAmounts[i], signatures[i]);
+            bytes32 channelId = channelIds[i];
+            uint128 cumulative = cumulativeAmounts[i];
+            Channel storage c = _channels[channelId];
+            uint96 settled = c.settled;
+            uint40 closesAt = c.closesAt;
+            // The races a batch must survive: someone settled this voucher (or a later one)
+            // first, or the channel turned final while the batch waited.
+            if (
+                c.renter != address(0)
+                    && (cumulative <= settled || (closesAt != 0 && block.timestamp >= closesAt))
+            ) {
+                emit VoucherSkipped(channelId, cumulative, settled);
+                continue;
+            }
+            _settle(channelId, cumulative, signatures[i]);
+            ++settledCount;
         }
     }
 
@@ -331,9 +359,13 @@ contract PaymentEscrow is IPaymentEscrow, EIP712, Ownable2Step, ReentrancyGuardT
         if (cumulativeAmount > deposit) revert EscrowVoucherExceedsDeposit(channelId, cumulativeAmount, deposit);
 
         address signer = _recoverVoucherSigner(channelId, cumulativeAmount, signature);
-        // The session key slot is read only when the renter did not sign. `signer` is never zero
-        // (recovery failures revert), so an unset session key never matches.
-        if (signer != renter && signer != c.sessionKey) revert EscrowSignerUnauthorised(channelId, signer);
+        // The session key slots are read only when the renter did not sign. `signer` is never
+        // zero (recovery failures revert), so an unset key never matches.
+        if (signer != renter && signer != c.sessionKey) {
+            if (signer != c.previousSessionKey || block.timestamp >= c.previousKeyUntil) {
+                revert EscrowSignerUnauthorised(channelId, signer);
+            }
+        }
 
         // cumulativeAmount <= deposit < 2**96, so the narrowing is lossless.
         c.settled = uint96(cumulativeAmount);

@@ -116,11 +116,14 @@ def plan_settlement(
         except VoucherSignatureInvalid:
             skipped.append((cid, "invalid signature"))
             continue
-        if signer not in (ch.renter, ch.session_key):
+        if not ch.may_sign(signer):
             skipped.append((cid, f"signed by {signer}, not the renter or session key"))
             continue
         increment = voucher.cumulative_amount - ch.settled
-        if not ch.closing and increment < min_amount:
+        # A voucher of a replaced session key settles only until its grace period ends:
+        # settle it now, like a closing channel's.
+        urgent = ch.closing or signer not in (ch.renter, ch.session_key)
+        if not urgent and increment < min_amount:
             skipped.append((cid, f"increment {increment} below the minimum {min_amount}"))
             continue
         net, _ = split_claim(ch.settled, voucher.cumulative_amount, ch.fee_bps)

@@ -27,6 +27,10 @@ interface IPaymentEscrow {
     /// @param claimed Gross part of `settled` already paid out (to the miner and to accrued fees).
     /// @param token ERC-20 the channel is denominated in.
     /// @param sessionKey Optional second voucher signer chosen by the renter (zero: none).
+    /// @param previousSessionKey The session key `setSessionKey` replaced; its vouchers still
+    /// settle until `previousKeyUntil`, so a key change never erases what the renter owes.
+    /// @param previousKeyUntil Timestamp until which `previousSessionKey` still signs (one grace
+    /// period after the change; the renter cannot change the key again before it).
     struct Channel {
         uint96 deposit;
         uint96 settled;
@@ -38,6 +42,8 @@ interface IPaymentEscrow {
         uint96 claimed;
         address token;
         address sessionKey;
+        address previousSessionKey;
+        uint40 previousKeyUntil;
     }
 
     /// @notice Lifecycle of a channel as seen at the current block.
@@ -85,6 +91,9 @@ interface IPaymentEscrow {
     error EscrowGracePeriodActive(bytes32 channelId, uint40 closesAt, uint256 timestamp);
     /// @notice The remainder was already paid back to the renter.
     error EscrowAlreadyWithdrawn(bytes32 channelId);
+    /// @notice The renter changed the session key less than a grace period ago; the replaced
+    /// key still signs until `until`, and a second change would cut that short.
+    error EscrowSessionKeyChangePending(bytes32 channelId, uint40 until);
     /// @notice `settleMany` arrays differ in length.
     error EscrowBatchLengthMismatch(uint256 channels, uint256 amounts, uint256 signatures);
     /// @notice `claimEarnings` mixes channels of different miners or tokens.
@@ -110,8 +119,12 @@ interface IPaymentEscrow {
     );
     /// @notice The renter added `amount` (as credited); the deposit is now `deposit`.
     event ChannelToppedUp(bytes32 indexed channelId, uint256 amount, uint256 deposit);
-    /// @notice The renter set (or cleared, with zero) the channel's session key.
-    event SessionKeySet(bytes32 indexed channelId, address sessionKey);
+    /// @notice The renter set (or cleared, with zero) the channel's session key; the replaced key
+    /// keeps signing until `previousKeyUntil` (zero when there was none).
+    event SessionKeySet(bytes32 indexed channelId, address sessionKey, uint40 previousKeyUntil);
+    /// @notice `settleMany` skipped a voucher that another settlement or the channel's end made
+    /// unsettleable since it was signed (settled at or above it, or final).
+    event VoucherSkipped(bytes32 indexed channelId, uint128 cumulative, uint96 settled);
     /// @notice A voucher raised the settled total to `cumulative`; `amount` gross was credited to the
     /// miner, of which `fee` is owed to the reward pool.
     event VoucherSettled(bytes32 indexed channelId, uint128 cumulative, uint256 amount, uint256 fee);
@@ -154,6 +167,8 @@ interface IPaymentEscrow {
     function topUp(bytes32 channelId, uint256 amount) external;
 
     /// @notice Let `sessionKey` sign vouchers for the renter on this channel (zero clears it).
+    /// The replaced key keeps signing for one grace period, so vouchers the miner already
+    /// accepted stay settleable; no further change is allowed until then.
     function setSessionKey(bytes32 channelId, address sessionKey) external;
 
     /// @notice Start the miner's grace period; the channel becomes final after it.
@@ -168,12 +183,15 @@ interface IPaymentEscrow {
     /// Callable by anyone; only the miner ever benefits.
     function settle(bytes32 channelId, uint128 cumulativeAmount, bytes calldata signature) external;
 
-    /// @notice `settle` for several channels in one transaction; all or nothing.
+    /// @notice `settle` for several channels in one transaction. A voucher that has become
+    /// unsettleable by a race (already settled at or above it by someone else, or the channel
+    /// turned final) is skipped with `VoucherSkipped`; any other invalid voucher reverts all.
+    /// @return settledCount Vouchers settled (the others were skipped).
     function settleMany(
         bytes32[] calldata channelIds,
         uint128[] calldata cumulativeAmounts,
         bytes[] calldata signatures
-    ) external;
+    ) external returns (uint256 settledCount);
 
     /// @notice Pay out settled-but-unclaimed earnings of channels sharing one miner and one token:
     /// one transfer to the miner (net of fee); the fee is added to the accrued fees. Callable by anyone.

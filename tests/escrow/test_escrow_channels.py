@@ -179,11 +179,22 @@ def test_settle_many_and_claim_batch(clean, escrow: EscrowClient, token, parties
         escrow.transact(
             "settleMany", cids, [1, 2], [v.signature for v in vouchers], sender=parties.miner
         )
-    # All or nothing: one stale voucher reverts the batch.
+    # A voucher someone else settled first is skipped (reported), the rest still settle.
     fresh = [voucher(escrow, parties.renter, cid, 5000) for cid in cids[:2]] + [vouchers[2]]
-    with pytest.raises(custom_error("EscrowVoucherStale")):
-        escrow.settle_many(fresh, sender=parties.miner)
-    assert escrow.channel(cids[0]).settled == 1000
+    receipt = escrow.settle_many(fresh, sender=parties.miner)
+    skipped = escrow.events(receipt, "VoucherSkipped")
+    assert [(bytes(e["channelId"]), e["cumulative"], e["settled"]) for e in skipped] == [
+        (cids[2], 3000, 3000)
+    ]
+    assert [escrow.channel(c).settled for c in cids] == [5000, 5000, 3000]
+    # Any other invalid voucher still reverts the whole batch (nothing is half-applied).
+    forged = [
+        voucher(escrow, parties.renter, cids[0], 6000),
+        voucher(escrow, parties.stranger, cids[1], 6000),
+    ]
+    with pytest.raises(custom_error("EscrowSignerUnauthorised")):
+        escrow.settle_many(forged, sender=parties.miner)
+    assert escrow.channel(cids[0]).settled == 5000
 
 
 def test_claim_rejects_mixed_miners(clean, escrow: EscrowClient, token, parties: Parties) -> None:
@@ -208,9 +219,13 @@ def test_session_key_signs_for_renter(clean, escrow: EscrowClient, token, partie
         voucher(escrow, parties.renter, cid, 20), sender=parties.miner
     )  # renter still may
     escrow.set_session_key(cid, None, sender=parties.renter)
+    # The replaced key keeps signing for one grace period (what it signed stays payable) ...
+    escrow.settle(voucher(escrow, parties.session, cid, 30), sender=parties.miner)
+    increase_time(escrow.w3, GRACE_S)
+    # ... and no longer after it.
     with pytest.raises(custom_error("EscrowSignerUnauthorised")):
-        escrow.settle(voucher(escrow, parties.session, cid, 30), sender=parties.miner)
-    assert escrow.channel(cid).settled == 20
+        escrow.settle(voucher(escrow, parties.session, cid, 40), sender=parties.miner)
+    assert escrow.channel(cid).settled == 30
 
 
 def test_cooperative_close_settles_pays_and_refunds(

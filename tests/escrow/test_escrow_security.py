@@ -293,3 +293,70 @@ def test_fee_on_transfer_token_credits_what_arrived(
     assert tok.call("balanceOf", escrow.address) == fee == escrow.accrued_fees(tok.address)
     escrow.sweep_fees(tok.address, sender=parties.miner)
     assert tok.call("balanceOf", escrow.address) == 0
+
+
+def test_session_key_change_cannot_erase_what_the_renter_owes(
+    clean, escrow: EscrowClient, token, parties: Parties, accounts
+) -> None:
+    """The attack: the renter's session key signs for work the miner serves, then the renter
+    switches keys before the miner settles and withdraws the whole deposit. The replaced
+    key's vouchers must stay settleable through the grace period, and the renter cannot
+    rotate again to cut that window short."""
+    cid = _open(escrow, token, parties)
+    escrow.set_session_key(cid, parties.session.address, sender=parties.renter)
+    owed = voucher(escrow, parties.session, cid, ONE // 4)  # the miner served against this
+    other_key = accounts[5]
+    receipt = escrow.set_session_key(cid, other_key.address, sender=parties.renter)
+    (event,) = escrow.events(receipt, "SessionKeySet")
+    assert event["previousKeyUntil"] == latest_timestamp(escrow.w3) + GRACE_S
+    # A second rotation inside the window (to drop the old key early) is refused.
+    with pytest.raises(custom_error("EscrowSessionKeyChangePending")):
+        escrow.set_session_key(cid, None, sender=parties.renter)
+    escrow.request_close(cid, sender=parties.renter)
+    # The miner settles the old key's voucher inside the grace period: the debt is paid.
+    escrow.settle(owed, sender=parties.miner)
+    increase_time(escrow.w3, GRACE_S)
+    before = token.balance_of(parties.renter.address)
+    escrow.withdraw(cid, sender=parties.renter)
+    assert token.balance_of(parties.renter.address) - before == ONE - ONE // 4
+    assert escrow.channel(cid).settled == ONE // 4
+
+
+def test_replaced_key_expires_after_the_grace_period(
+    clean, escrow: EscrowClient, token, parties: Parties
+) -> None:
+    cid = _open(escrow, token, parties)
+    escrow.set_session_key(cid, parties.session.address, sender=parties.renter)
+    escrow.set_session_key(cid, None, sender=parties.renter)
+    ch = escrow.channel(cid)
+    assert ch.previous_session_key == parties.session.address
+    assert ch.may_sign(parties.session.address)
+    increase_time(escrow.w3, GRACE_S)
+    assert not escrow.channel(cid).may_sign(parties.session.address)
+    with pytest.raises(custom_error("EscrowSignerUnauthorised")):
+        escrow.settle(voucher(escrow, parties.session, cid, 5), sender=parties.miner)
+    # After the window the renter may rotate again.
+    escrow.set_session_key(cid, parties.session.address, sender=parties.renter)
+
+
+def test_settle_many_survives_a_voucher_settled_first_by_someone_else(
+    clean, escrow: EscrowClient, token, parties: Parties
+) -> None:
+    """Settling is permissionless: anyone may settle one of the miner's vouchers first (a
+    front-runner, or the miner's own second process). The miner's batch must still settle
+    the others and report the skipped one, instead of reverting and settling nothing."""
+    cids = [_open(escrow, token, parties, n) for n in range(3)]
+    batch = [voucher(escrow, parties.renter, cid, 100 * (n + 1)) for n, cid in enumerate(cids)]
+    escrow.settle(batch[1], sender=parties.stranger)  # front-run
+    receipt = escrow.settle_many(batch, sender=parties.miner)
+    assert [bytes(e["channelId"]) for e in escrow.events(receipt, "VoucherSkipped")] == [cids[1]]
+    assert [escrow.channel(c).settled for c in cids] == [100, 200, 300]
+    # The return value counts the settled ones (read by simulating the same call again
+    # after a fresh voucher on one channel).
+    again = [voucher(escrow, parties.renter, cids[0], 150), *batch[1:]]
+    count = escrow.functions.settleMany(
+        [v.channel_id for v in again],
+        [v.cumulative_amount for v in again],
+        [v.signature for v in again],
+    ).call({"from": parties.miner.address})
+    assert count == 1
