@@ -125,12 +125,16 @@ class ValidatorAuth:
             raise ChallengeRejected(
                 "too many challenges in flight; retry shortly", status=429, code="challenge_busy"
             )
+        # Record the nonce before the first await: a copy of this challenge sent concurrently
+        # finds it taken instead of passing the check above while we wait for the permit.
+        self._seen.add(key)
+        heapq.heappush(self._expiry_heap, (stamp + self._config.nonce_window_s, key))
         if not await self._has_permit(validator, now):
+            # Refused for the permit, not for the nonce: the nonce stays burnt (a validator
+            # that gains a permit signs a fresh one).
             raise ChallengeRejected(
                 f"{validator} holds no validator permit", status=403, code="no_validator_permit"
             )
-        self._seen.add(key)
-        heapq.heappush(self._expiry_heap, (stamp + self._config.nonce_window_s, key))
         return validator
 
     def _prune(self, now: float) -> None:

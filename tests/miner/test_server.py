@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from chain.receipts import Receipt, decode_receipt_header, output_hash, verify_receipt
 from chain.vouchers import encode_voucher_header, sign_voucher
-from miner.auth import ValidatorAuth
+from miner.auth import ChallengeRejected, ValidatorAuth
 from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, ServerConfig
 from miner.payment import ChannelView, InMemoryChannels, PaymentGate
 from miner.server import create_app
@@ -434,6 +434,38 @@ def test_nonce_memory_is_bounded_by_the_window() -> None:
         assert auth.tracked_nonces == 1
 
     asyncio.run(scenario())
+
+
+class SlowPermits:
+    """A permit lookup that takes a while (a chain read), so concurrent copies of one
+    challenge are all in flight at once."""
+
+    def has_validator_permit(self, hotkey: str) -> bool:
+        import time
+
+        time.sleep(0.2)
+        return hotkey == VALIDATOR.address
+
+
+def test_a_challenge_replayed_concurrently_is_accepted_once() -> None:
+    """A captured challenge sent ten times at once: the nonce is recorded before the permit
+    lookup awaits, so exactly one copy gets free inference."""
+    auth = ValidatorAuth(miner=HOTKEY.address, permits=SlowPermits(), config=AuthConfig())
+    body = b'{"model": "tiny"}'
+    headers = challenge_headers(VALIDATOR, miner=HOTKEY.address, body=body)
+
+    async def attempt() -> str:
+        try:
+            return await auth.authenticate(headers, body)
+        except ChallengeRejected as exc:
+            return exc.code
+
+    async def scenario() -> list[str]:
+        return list(await asyncio.gather(*(attempt() for _ in range(10))))
+
+    results = asyncio.run(scenario())
+    assert results.count(VALIDATOR.address) == 1
+    assert results.count("challenge_replayed") == 9
 
 
 # ------------------------------------------------------------------ paid access over HTTP
