@@ -174,15 +174,15 @@ def resolve_account(
             raise KeystoreError(
                 "dev accounts are for local chains only; use --wallet or --keystore"
             )
-        if not 0 <= dev_account < 100:
-            raise KeystoreError("--dev-account must be between 0 and 99")
+        if not 0 <= dev_account < 10:
+            raise KeystoreError(f"--dev-account {dev_account}: dev accounts are 0-9")
         return dev_accounts(dev_account + 1)[dev_account]
     if wallet is not None:
         role: KeyRole = "hotkey" if hotkey else "coldkey"
         keystore = key_path(wallet_dir or default_wallet_dir(), wallet, role, hotkey or "default")
     if keystore is None:
-        if allow_dev:
-            return dev_accounts(1)[0]
-        raise KeystoreError("no signing key given: pass --wallet NAME or --keystore PATH")
+        # Never guess a signer: a command that moves funds signs with the key it was told.
+        dev = " or (local chains) --dev-account N" if allow_dev else ""
+        raise KeystoreError(f"no signing key given: pass --wallet NAME, --keystore PATH{dev}")
     read_address(keystore)  # fail on a missing file before asking for a password
     return load_key(keystore, password_from_env_or_prompt(f"Password for {keystore.name}"))

@@ -22,6 +22,7 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from chain.client import Contract
+from chain.errors import ConfigError
 from chain.weights import WeightSet, commit_hash, unpack_row
 
 ARTIFACT = "Metagraph"
@@ -275,6 +276,77 @@ class MetagraphReader:
         return to_checksum_address(self.contract.call("token"))
 
 
+CONSENT_TYPES: dict[str, list[dict[str, str]]] = {
+    "RegisterConsent": [
+        {"name": "hotkey", "type": "address"},
+        {"name": "coldkey", "type": "address"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class HotkeyConsent:
+    """A hotkey's signed consent to be registered for one coldkey (``registerWithConsent``)."""
+
+    hotkey: str
+    coldkey: str
+    nonce: int
+    deadline: int
+    signature: bytes
+
+    def to_text(self) -> str:
+        """``<deadline>:0x<signature>``: what ``latent register consent`` prints."""
+        return f"{self.deadline}:0x{self.signature.hex()}"
+
+    @classmethod
+    def from_text(cls, text: str, *, hotkey: str, coldkey: str) -> HotkeyConsent:
+        """Parse :meth:`to_text` (nonce is not carried: the contract checks it)."""
+        try:
+            deadline, sig = text.strip().split(":", 1)
+            return cls(hotkey, coldkey, -1, int(deadline), bytes.fromhex(sig.removeprefix("0x")))
+        except ValueError:
+            raise ConfigError(
+                "--hotkey-consent must be DEADLINE:0xSIGNATURE as printed by "
+                "`latent register consent`"
+            ) from None
+
+
+def sign_hotkey_consent(
+    hotkey: LocalAccount,
+    *,
+    coldkey: str,
+    nonce: int,
+    deadline: int,
+    metagraph: str,
+    chain_id: int,
+) -> HotkeyConsent:
+    """EIP-712 ``RegisterConsent`` signed by ``hotkey`` for ``coldkey`` on ``metagraph``."""
+    from eth_account.messages import encode_typed_data
+
+    message = {
+        "hotkey": hotkey.address,
+        "coldkey": to_checksum_address(coldkey),
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+    signable = encode_typed_data(
+        domain_data={
+            "name": "Latent Metagraph",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(metagraph),
+        },
+        message_types=CONSENT_TYPES,
+        message_data=message,
+    )
+    signed = hotkey.sign_message(signable)
+    return HotkeyConsent(
+        hotkey.address, to_checksum_address(coldkey), nonce, deadline, bytes(signed.signature)
+    )
+
+
 class MetagraphClient(MetagraphReader):
     """Transactions against the metagraph. Methods that spend tokens approve exactly what they
     spend first (registration: the current price, or ``max_price`` when given)."""
@@ -287,22 +359,74 @@ class MetagraphClient(MetagraphReader):
         if int(token.call("allowance", owner.address, self.address)) < amount:
             token.transact("approve", self.address, amount, sender=owner)
 
+    def consent_nonce(self, hotkey: str) -> int:
+        """The nonce the hotkey's next registration consent signs."""
+        return int(self.contract.call("consentNonce", to_checksum_address(hotkey)))
+
+    def sign_consent(
+        self, hotkey: LocalAccount, coldkey: str, *, deadline: int | None = None
+    ) -> HotkeyConsent:
+        """``hotkey``'s consent to be registered for ``coldkey`` (EIP-712, valid until
+        ``deadline``, default one hour from the latest block)."""
+        if deadline is None:
+            deadline = int(self.w3.eth.get_block("latest")["timestamp"]) + 3600
+        return sign_hotkey_consent(
+            hotkey,
+            coldkey=coldkey,
+            nonce=self.consent_nonce(hotkey.address),
+            deadline=deadline,
+            metagraph=self.address,
+            chain_id=int(self.w3.eth.chain_id),
+        )
+
     def register(
         self,
         coldkey: LocalAccount,
-        hotkey: str,
+        hotkey: LocalAccount | str,
         endpoint: str = "",
         *,
         max_price: int | None = None,
+        consent: HotkeyConsent | None = None,
     ) -> tuple[int, int, TxReceipt]:
-        """Register ``hotkey`` paid by ``coldkey``; returns (uid, burned, receipt)."""
+        """Register ``hotkey`` paid by ``coldkey``; returns (uid, burned, receipt).
+
+        The hotkey must consent (``IMetagraph.registerWithConsent``): it is the coldkey
+        itself, or a hotkey the coldkey already owns, or ``consent`` carries its signature
+        (signed here when ``hotkey`` is an account; ``latent register consent`` prints one
+        on a hotkey-only box)."""
+        address = to_checksum_address(hotkey if isinstance(hotkey, str) else hotkey.address)
+        owner = self.hotkey_owner(address)
+        needs_consent = address != coldkey.address and owner != coldkey.address
+        if needs_consent and consent is None:
+            if isinstance(hotkey, str):
+                raise ConfigError(
+                    f"registering {address} for coldkey {coldkey.address} needs the hotkey's "
+                    "consent: sign it with the hotkey (`latent register consent`) and pass it "
+                    "(--hotkey-consent), or sign with the hotkey here"
+                )
+            consent = self.sign_consent(hotkey, coldkey.address)
         limit = self.registration_price() if max_price is None else max_price
         self._approve(coldkey, limit)
-        receipt = self.contract.transact(
-            "register", to_checksum_address(hotkey), endpoint, limit, sender=coldkey
-        )
+        if needs_consent:
+            assert consent is not None
+            receipt = self.contract.transact(
+                "registerWithConsent",
+                address,
+                endpoint,
+                limit,
+                consent.deadline,
+                consent.signature,
+                sender=coldkey,
+            )
+        else:
+            receipt = self.contract.transact("register", address, endpoint, limit, sender=coldkey)
         event = self.contract.events(receipt, "NeuronRegistered")[0]
         return int(event["uid"]), int(event["burned"]), receipt
+
+    def hotkey_owner(self, hotkey: str) -> str | None:
+        """The coldkey that owns ``hotkey`` (None before its first registration)."""
+        owner = to_checksum_address(self.contract.call("hotkeyOwner", to_checksum_address(hotkey)))
+        return None if int(owner, 16) == 0 else owner
 
     def set_endpoint(self, hotkey: LocalAccount, endpoint: str) -> TxReceipt:
         return self.contract.transact("setEndpoint", endpoint, sender=hotkey)

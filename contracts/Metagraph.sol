@@ -4,6 +4,8 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IMetagraph} from "./interfaces/IMetagraph.sol";
@@ -29,7 +31,7 @@ import {WeightRows} from "./libraries/WeightRows.sol";
 /// - `_incentive`, `_dividends`, `_consensus`, `_validatorTrust`: 16 words each, same packing;
 /// - `_permits`       one word, bit `uid`.
 /// Stake itself is keyed by hotkey (`_hotkeyStake`) and survives deregistration.
-contract Metagraph is IMetagraph, Ownable2Step {
+contract Metagraph is IMetagraph, Ownable2Step, EIP712 {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
@@ -42,6 +44,16 @@ contract Metagraph is IMetagraph, Ownable2Step {
     uint256 private constant _U16_MAX = 0xFFFF;
     uint256 private constant _U32_MAX = 0xFFFFFFFF;
     uint256 private constant _U85_MAX = (1 << 85) - 1;
+    /// @dev Longest immunity and unbonding periods the owner may set: 50,400 blocks (a week
+    /// of 12 s blocks), so stakers can always leave and a new neuron's protection stays finite.
+    uint256 private constant _MAX_PERIOD = 50_400;
+
+    /// @notice EIP-712 type of a hotkey's consent to be registered for a coldkey.
+    bytes32 public constant REGISTER_CONSENT_TYPEHASH =
+        keccak256("RegisterConsent(address hotkey,address coldkey,uint256 nonce,uint256 deadline)");
+    /// @notice Blocks between proposing a new epoch contract and completing the switch (a day of
+    /// 12 s blocks): everyone sees who will mint and credit rewards before it happens.
+    uint64 public constant EPOCH_SWITCH_DELAY = 7200;
 
     struct Neuron {
         uint96 stake;
@@ -97,6 +109,14 @@ contract Metagraph is IMetagraph, Ownable2Step {
     mapping(uint256 uid => WeightCommit) private _commits;
     mapping(address hotkey => uint256) private _uidPlusOne;
     mapping(address hotkey => address) private _hotkeyOwner;
+    mapping(address hotkey => uint256) private _consentNonces;
+    address private _pendingEpoch;
+    uint64 private _pendingEpochReady;
+    uint64 private _epochSince;
+    /// @dev Every epoch contract replaced so far (with code): they keep per-uid earnings, and
+    /// learn of uid replacements like the current one. Switches are owner-only and time-locked,
+    /// so the list stays short.
+    address[] private _retiredEpochs;
     /// @dev Every registration in order, `block << 16 | uid`; a reveal walks it backwards to find
     /// the uids registered at or after its commit block.
     uint256[] private _registrationJournal;
@@ -109,7 +129,7 @@ contract Metagraph is IMetagraph, Ownable2Step {
 
     /// @param token_ the SubnetToken (burned by registration, bonded by stake)
     /// @param owner_ the subnet owner (sets hyperparameters)
-    constructor(address token_, address owner_) Ownable(owner_) {
+    constructor(address token_, address owner_) Ownable(owner_) EIP712("Latent Metagraph", "1") {
         _token = ISubnetToken(token_);
         // Defaults after subtensor; the deployer tunes them with `setHyperparameter`.
         _params[uint256(Param.Tempo)] = 360;
@@ -144,6 +164,42 @@ contract Metagraph is IMetagraph, Ownable2Step {
     /// @inheritdoc IMetagraph
     function register(address hotkey, string calldata endpoint, uint256 maxPrice)
         external
+        returns (uint16 uid, uint256 burned)
+    {
+        if (msg.sender != hotkey && _hotkeyOwner[hotkey] != msg.sender) {
+            revert MetagraphHotkeyConsentRequired(hotkey, msg.sender);
+        }
+        return _register(hotkey, endpoint, maxPrice);
+    }
+
+    /// @inheritdoc IMetagraph
+    function registerWithConsent(
+        address hotkey,
+        string calldata endpoint,
+        uint256 maxPrice,
+        uint256 deadline,
+        bytes calldata signature
+    ) external returns (uint16 uid, uint256 burned) {
+        if (block.timestamp > deadline) revert MetagraphConsentExpired(deadline);
+        uint256 nonce = _consentNonces[hotkey]++;
+        bytes32 digest =
+            _hashTypedDataV4(keccak256(abi.encode(REGISTER_CONSENT_TYPEHASH, hotkey, msg.sender, nonce, deadline)));
+        if (!SignatureChecker.isValidSignatureNow(hotkey, digest, signature)) revert MetagraphConsentInvalid(hotkey);
+        return _register(hotkey, endpoint, maxPrice);
+    }
+
+    /// @inheritdoc IMetagraph
+    function consentNonce(address hotkey) external view returns (uint256) {
+        return _consentNonces[hotkey];
+    }
+
+    /// @inheritdoc IMetagraph
+    function registeredAt(uint16 uid) external view returns (uint64) {
+        return _neurons[uid].registeredAt;
+    }
+
+    function _register(address hotkey, string calldata endpoint, uint256 maxPrice)
+        private
         returns (uint16 uid, uint256 burned)
     {
         if (hotkey == address(0)) revert MetagraphZeroHotkey();
@@ -269,9 +325,14 @@ contract Metagraph is IMetagraph, Ownable2Step {
         if (_validatorTrust[word] & ~keep != 0) _validatorTrust[word] &= keep;
         uint256 lane = _U85_MAX << (85 * (uid % 3));
         if (_emission[uid / 3] & lane != 0) _emission[uid / 3] &= ~lane;
-        // The epoch contract pays what the uid earned so far to the hotkey that earned it.
+        // The epoch contract pays what the uid earned so far to the hotkey that earned it; so
+        // do the contracts it replaced (per-uid earnings there must not pass to the next holder).
         address epoch = _epoch;
         if (epoch.code.length != 0) IYumaConsensus(epoch).onUidReplaced(uid, oldHotkey);
+        uint256 retired = _retiredEpochs.length;
+        for (uint256 i; i < retired; ++i) {
+            IYumaConsensus(_retiredEpochs[i]).onUidReplaced(uid, oldHotkey);
+        }
     }
 
     function _emissionOf(uint256 uid) private view returns (uint256) {
@@ -575,9 +636,35 @@ contract Metagraph is IMetagraph, Ownable2Step {
 
     /// @inheritdoc IMetagraph
     function setEpochContract(address epoch) external onlyOwner {
-        emit EpochContractSet(_epoch, epoch);
+        address current = _epoch;
+        if (current != address(0)) {
+            // Replacing the contract that mints and credits rewards is time-locked.
+            if (_pendingEpoch != epoch || _pendingEpochReady == 0) {
+                uint64 ready = uint64(block.number) + EPOCH_SWITCH_DELAY;
+                _pendingEpoch = epoch;
+                _pendingEpochReady = ready;
+                emit EpochContractProposed(epoch, ready);
+                return;
+            }
+            if (block.number < _pendingEpochReady) revert MetagraphEpochSwitchNotReady(epoch, _pendingEpochReady);
+        }
+        _pendingEpoch = address(0);
+        _pendingEpochReady = 0;
+        if (current.code.length != 0) _retiredEpochs.push(current);
+        emit EpochContractSet(current, epoch);
         _epoch = epoch;
+        _epochSince = uint64(block.number);
         _epochRunning = false;
+    }
+
+    /// @inheritdoc IMetagraph
+    function epochContractSince() external view returns (uint64) {
+        return _epochSince;
+    }
+
+    /// @inheritdoc IMetagraph
+    function pendingEpochContract() external view returns (address epoch, uint64 readyBlock) {
+        return (_pendingEpoch, _pendingEpochReady);
     }
 
     /// @inheritdoc IMetagraph
@@ -652,7 +739,8 @@ contract Metagraph is IMetagraph, Ownable2Step {
         if (p == Param.MaxBurn) return (_minBurn, _MAX_BURN_LIMIT);
         if (p == Param.BurnIncreaseMult) return (10_000, 100_000);
         if (p == Param.WeightsVersionKey) return (0, type(uint64).max);
-        // ImmunityPeriod, WeightsRateLimit, UnbondingPeriod
+        if (p == Param.ImmunityPeriod || p == Param.UnbondingPeriod) return (0, _MAX_PERIOD);
+        // WeightsRateLimit
         return (0, _U32_MAX);
     }
 

@@ -1161,7 +1161,10 @@ contract YumaConsensus is IYumaConsensus {
 
     /// @inheritdoc IYumaConsensus
     function claim(address account, bool stake) external returns (uint256 amount) {
-        address coldkey = _metagraph.hotkeyOwner(account);
+        // The subnet owner's share is paid to the owner itself, never to whoever registered its
+        // address as a hotkey.
+        address coldkey =
+            account == Ownable(address(_metagraph)).owner() ? address(0) : _metagraph.hotkeyOwner(account);
         if (msg.sender != account && (coldkey == address(0) || msg.sender != coldkey)) {
             revert YumaConsensusNotAuthorized(msg.sender, account);
         }

@@ -20,7 +20,7 @@ from web3 import Web3
 
 from chain.client import Contract, deploy_contract
 from chain.compile import Artifact, all_artifacts, compiler_version
-from chain.errors import ConfigError, TransactionFailed
+from chain.errors import ConfigError, LatentError, TransactionFailed
 from deploy.manifest import (
     DEPLOYMENTS_DIR,
     DeployedContract,
@@ -114,6 +114,35 @@ def _fund_dev_accounts(w3: Web3, token_address: str, minter: LocalAccount) -> No
             token.mint(account.address, missing, sender=minter)
 
 
+class EpochSwitchPending(LatentError):
+    """A new epoch contract is proposed; the time-locked switch completes later."""
+
+
+def _switch_epoch_contract(
+    ctx: DeployContext, metagraph: Contract, epoch: str, owner: LocalAccount
+) -> None:
+    """Name ``epoch`` the metagraph's epoch contract. The first one takes effect at once; a
+    replacement is time-locked (``EPOCH_SWITCH_DELAY`` blocks): on a dev chain the blocks are
+    mined here, elsewhere re-running the deploy after the delay completes it."""
+    pending, ready = metagraph.call("pendingEpochContract")
+    if to_checksum_address(pending) != epoch or int(ready) == 0:
+        metagraph.transact("setEpochContract", epoch, sender=owner)
+        if to_checksum_address(metagraph.call("epochContract")) == epoch:
+            return
+        pending, ready = metagraph.call("pendingEpochContract")
+    wait = int(ready) - int(ctx.w3.eth.block_number)
+    if wait > 0:
+        if not ctx.network.dev_accounts:
+            raise EpochSwitchPending(
+                f"the new YumaConsensus {epoch} is proposed; the switch is time-locked until "
+                f"block {int(ready)} (~{wait} blocks): run the same `latent deploy` again then"
+            )
+        from chain.node import mine
+
+        mine(ctx.w3, wait)
+    metagraph.transact("setEpochContract", epoch, sender=owner)
+
+
 def _configure_yuma(ctx: DeployContext, contract: Contract, owner: LocalAccount) -> None:
     """Make the epoch contract the metagraph's epoch, the token's minter and the escrow's
     reward pool; each only when not already so."""
@@ -122,7 +151,7 @@ def _configure_yuma(ctx: DeployContext, contract: Contract, owner: LocalAccount)
     metagraph = Contract(w3, "Metagraph", ctx.addresses["Metagraph"])
     escrow = Contract(w3, "PaymentEscrow", ctx.addresses["PaymentEscrow"])
     if to_checksum_address(metagraph.call("epochContract")) != contract.address:
-        metagraph.transact("setEpochContract", contract.address, sender=owner)
+        _switch_epoch_contract(ctx, metagraph, contract.address, owner)
     if to_checksum_address(token.call("minter")) != contract.address:
         if ctx.network.dev_accounts:
             # The last mint the deployer can make: dev accounts get their tokens now.

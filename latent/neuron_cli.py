@@ -92,7 +92,19 @@ def _tokens(amount: int) -> str:
     return format_tokens(amount, places=4)
 
 
-@app.command("register")
+def _check_endpoint(endpoint: str) -> None:
+    """Refuse an endpoint no renter could dial, before anything is burned."""
+    from urllib.parse import urlparse
+
+    if not endpoint:
+        return
+    parsed = urlparse(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(
+            f"--endpoint {endpoint!r} is not an http(s) URL; use e.g. http://203.0.113.7:8000"
+        )
+
+
 def register_cmd(
     network: NetworkOpt = "localnet",
     rpc_url: RpcOpt = None,
@@ -102,19 +114,104 @@ def register_cmd(
     dev_account: DevOpt = None,
     hotkey: HotkeyOpt = None,
     hotkey_address: HotkeyAddrOpt = None,
+    hotkey_dev_account: Annotated[
+        int | None,
+        typer.Option("--hotkey-dev-account", help="Hotkey: anvil dev account (signs its consent)."),
+    ] = None,
+    hotkey_consent: Annotated[
+        str | None,
+        typer.Option(
+            "--hotkey-consent",
+            help="DEADLINE:0xSIG from `latent consent` on the hotkey's box (with --hotkey-address).",
+        ),
+    ] = None,
     endpoint: Annotated[str, typer.Option("--endpoint", help="URL the neuron serves on.")] = "",
     max_price: Annotated[
         str | None,
         typer.Option("--max-price", help="Most tokens to burn (default: current price)."),
     ] = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Register a hotkey by burning the current registration price from the coldkey."""
+    """Register a hotkey by burning the current registration price from the coldkey.
+
+    The hotkey consents: it is the coldkey itself, its key is here (--wallet W --hotkey H,
+    --hotkey-dev-account N) and signs, or its signature comes from `latent consent`."""
+    from chain.metagraph import HotkeyConsent
+
+    _check_endpoint(endpoint)
     target = _target(network, rpc_url, metagraph)
-    hk = _hotkey_address(wallet, hotkey, hotkey_address)
-    coldkey = _signer(target, keystore, wallet, dev_account)
+    if wallet is not None and hotkey is not None:
+        # The wallet's coldkey pays; its hotkey (a keystore on this box) signs the consent.
+        coldkey = target.chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
+        hk: LocalAccount | str = target.chain.account(
+            keystore=None, wallet=wallet, dev_account=None, hotkey=hotkey
+        )
+    else:
+        coldkey = _signer(target, keystore, wallet, dev_account)
+        if hotkey_dev_account is not None:
+            hk = target.chain.account(keystore=None, wallet=None, dev_account=hotkey_dev_account)
+        elif hotkey_address is not None:
+            hk = _hotkey_address(None, None, hotkey_address)
+        else:
+            raise KeystoreError(
+                "name the hotkey: --wallet W --hotkey H, --hotkey-dev-account N, or "
+                "--hotkey-address 0x... (with --hotkey-consent unless it is the coldkey)"
+            )
+    address = hk if isinstance(hk, str) else hk.address
+    consent = (
+        HotkeyConsent.from_text(hotkey_consent, hotkey=address, coldkey=coldkey.address)
+        if hotkey_consent
+        else None
+    )
     limit = None if max_price is None else _amount(max_price)
-    uid, burned, _ = target.client.register(coldkey, hk, endpoint, max_price=limit)
-    console.print(f"registered {hk} as uid {uid}, burned {_tokens(burned)} tokens")
+    uid, burned, _ = target.client.register(coldkey, hk, endpoint, max_price=limit, consent=consent)
+    owner = target.client.hotkey_owner(address)
+    if owner != coldkey.address:
+        raise ConfigError(
+            f"{address} got uid {uid} but is owned by {owner}, not {coldkey.address}: "
+            "rewards of this uid go to that coldkey"
+        )
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "uid": uid,
+                    "hotkey": address,
+                    "coldkey": coldkey.address,
+                    "burned_wei": str(burned),
+                }
+            )
+        )
+        return
+    console.print(
+        f"registered {address} as uid {uid} (coldkey {coldkey.address}), burned {_tokens(burned)} tokens"
+    )
+
+
+def consent_cmd(
+    coldkey_address: Annotated[
+        str, typer.Option("--coldkey-address", help="The coldkey that will register this hotkey.")
+    ],
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    metagraph: MetagraphOpt = None,
+    wallet: WalletOpt = None,
+    hotkey: HotkeyOpt = None,
+    keystore: KeystoreOpt = None,
+    dev_account: DevOpt = None,
+    hours: Annotated[float, typer.Option("--hours", help="How long the consent is valid.")] = 24.0,
+) -> None:
+    """Sign, with the hotkey, its consent to be registered by --coldkey-address (on the
+    hotkey's box); pass the printed DEADLINE:0xSIG to `latent register --hotkey-consent`."""
+    if not is_address(coldkey_address):
+        raise ConfigError(f"--coldkey-address {coldkey_address!r} is not an address")
+    target = _target(network, rpc_url, metagraph)
+    key = target.chain.account(
+        keystore=keystore, wallet=wallet, dev_account=dev_account, hotkey=hotkey
+    )
+    now = int(target.chain.w3.eth.get_block("latest")["timestamp"])
+    consent = target.client.sign_consent(key, coldkey_address, deadline=now + int(hours * 3600))
+    print(consent.to_text())
 
 
 @stake_app.command("add")
@@ -247,6 +344,7 @@ app.add_typer(weights_app, name="weights")
 def mount(root: typer.Typer) -> None:
     """Add ``register``, ``stake``, ``metagraph`` and ``weights`` to the main ``latent`` app."""
     root.command("register")(register_cmd)
+    root.command("consent")(consent_cmd)
     root.command("metagraph")(metagraph_cmd)
     root.add_typer(stake_app, name="stake")
     root.add_typer(weights_app, name="weights")

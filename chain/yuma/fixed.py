@@ -90,7 +90,10 @@ same precision, in units the EVM can run four lanes of); dividends weigh the bon
 stored (u16) by the ranks (not by rounded incentive); liquid alpha decided per column
 (``c_j > 0``) instead of for the whole matrix; bonds stored round-half-up (subtensor
 truncates) so a steady bond does not decay; rows that lose their permit get zero bonds in
-the same epoch; no minimum-stake filter (permits come from the metagraph's top-K).
+the same epoch; no minimum-stake filter (permits come from the metagraph's top-K); the
+stake fallback (no dividends) pays the permitted validator rows by active stake, else by
+stake, never every staked hotkey as subtensor does: stake that holds no permit validates
+nothing (tests/yuma/test_fixed_properties.py::test_validator_share_falls_back_to_stake_when_nobody_validates).
 
 Emission split
 --------------

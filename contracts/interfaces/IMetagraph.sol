@@ -152,6 +152,12 @@ interface IMetagraph {
     /// @param newEpoch the new epoch contract (address(0): permits recomputed by anyone once per tempo)
     event EpochContractSet(address indexed previousEpoch, address indexed newEpoch);
 
+    /// @notice The owner proposed to replace the epoch contract; `setEpochContract(newEpoch)`
+    /// takes effect from `readyBlock` (stakers and miners see the switch coming).
+    /// @param newEpoch the proposed epoch contract
+    /// @param readyBlock first block at which the switch may be completed
+    event EpochContractProposed(address indexed newEpoch, uint64 readyBlock);
+
     /// @notice The epoch contract recorded its per-uid outputs.
     /// @param firstUid first uid whose emission was written
     /// @param count number of emissions written
@@ -163,6 +169,25 @@ interface IMetagraph {
     /// @param hotkey the hotkey
     /// @param uid its current uid
     error MetagraphHotkeyAlreadyRegistered(address hotkey, uint16 uid);
+
+    /// @notice Registering `hotkey` for `coldkey` needs the hotkey's consent: the hotkey itself
+    /// calls `register`, or the coldkey calls `registerWithConsent` with the hotkey's signature.
+    /// @param hotkey the hotkey
+    /// @param coldkey the caller that would own it
+    error MetagraphHotkeyConsentRequired(address hotkey, address coldkey);
+
+    /// @notice The hotkey's consent signature is past its deadline.
+    /// @param deadline the signed deadline (unix seconds)
+    error MetagraphConsentExpired(uint256 deadline);
+
+    /// @notice The consent signature is not the hotkey's for this coldkey, nonce and deadline.
+    /// @param hotkey the hotkey that should have signed
+    error MetagraphConsentInvalid(address hotkey);
+
+    /// @notice The epoch-contract switch is not ready yet.
+    /// @param pending the proposed contract
+    /// @param readyBlock first block at which it may be completed
+    error MetagraphEpochSwitchNotReady(address pending, uint64 readyBlock);
 
     /// @notice `hotkey` belongs to another coldkey (hotkeys are bound at first registration).
     /// @param hotkey the hotkey
@@ -301,9 +326,32 @@ interface IMetagraph {
     /// @param maxPrice the most the caller accepts to burn
     /// @return uid the slot taken
     /// @return burned tokens destroyed
+    /// The hotkey must consent: it is the caller (coldkey = hotkey), or it is already owned by
+    /// the caller (a re-registration), or the caller uses `registerWithConsent`.
     function register(address hotkey, string calldata endpoint, uint256 maxPrice)
         external
         returns (uint16 uid, uint256 burned);
+
+    /// @notice `register` for a hotkey that is not the caller: `signature` is the hotkey's
+    /// EIP-712 `RegisterConsent(address hotkey,address coldkey,uint256 nonce,uint256 deadline)`
+    /// over this contract and chain, `coldkey` the caller and `nonce` `consentNonce(hotkey)`
+    /// (used up by the registration). Stops anyone from registering a key they do not hold
+    /// (someone else's hotkey, or the subnet owner's address) and owning what it earns.
+    /// @param deadline last unix second at which the consent is valid
+    /// @param signature the hotkey's 65-byte signature (or an ERC-1271 contract's)
+    function registerWithConsent(
+        address hotkey,
+        string calldata endpoint,
+        uint256 maxPrice,
+        uint256 deadline,
+        bytes calldata signature
+    ) external returns (uint16 uid, uint256 burned);
+
+    /// @notice The nonce the next consent of `hotkey` must sign.
+    function consentNonce(address hotkey) external view returns (uint256);
+
+    /// @notice Block at which `uid`'s current hotkey registered.
+    function registeredAt(uint16 uid) external view returns (uint64);
 
     /// @notice The caller (a registered hotkey) announces a new endpoint URL.
     function setEndpoint(string calldata endpoint) external;
@@ -422,8 +470,18 @@ interface IMetagraph {
     function setEpochRunning(bool running) external;
 
     /// @notice Owner: names the epoch contract (address(0) re-enables `updatePermits`); clears
-    /// the epoch-in-progress mark.
+    /// the epoch-in-progress mark. The first one takes effect at once; replacing it is
+    /// time-locked: the first call proposes (`EpochContractProposed`), a call with the same
+    /// address from `EPOCH_SWITCH_DELAY` blocks later completes the switch.
     function setEpochContract(address epoch) external;
+
+    /// @notice Block from which the current epoch contract is in charge (0: none yet). Replaced
+    /// contracts keep being told of uid replacements, so what a uid earned there is moved to the
+    /// hotkey that earned it, never to the uid's next holder.
+    function epochContractSince() external view returns (uint64);
+
+    /// @notice The proposed epoch contract and the block from which it may take over.
+    function pendingEpochContract() external view returns (address epoch, uint64 readyBlock);
 
     /// @notice The epoch contract, or address(0).
     function epochContract() external view returns (address);

@@ -5,8 +5,9 @@ row, which is what a validator pays every tempo)."""
 
 from __future__ import annotations
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from web3 import Web3
 
 from chain.client import deploy_contract
@@ -20,6 +21,21 @@ UIDS = 256
 
 def _gas(receipt: object) -> int:
     return int(receipt["gasUsed"])  # type: ignore[index]
+
+
+def _bench_hotkey(name: str) -> LocalAccount:
+    """A deterministic hotkey (it must sign its registration consent)."""
+    return Account.from_key(keccak(name.encode()))
+
+
+def _register_consenting(
+    mg: MetagraphClient, coldkey: LocalAccount, hotkey: LocalAccount
+) -> object:
+    consent = mg.sign_consent(hotkey, coldkey.address, deadline=2**40)
+    return mg.contract.transact(
+        "registerWithConsent", hotkey.address, "", ONE, consent.deadline, consent.signature,
+        sender=coldkey,
+    )  # fmt: skip
 
 
 def _to_next_window(w3: Web3, tempo: int) -> None:
@@ -51,11 +67,11 @@ def measure(w3: Web3, accounts: list[LocalAccount]) -> dict[str, int]:
         token.mint(account.address, 10_000 * ONE, sender=owner)
         token.approve(mg.address, 2**256 - 1, sender=account)
 
-    _, _, receipt = mg.register(coldkey, validator.address, "http://validator:8000")
+    # A coldkey registering another key: the hotkey's consent signature is checked too.
+    _, _, receipt = mg.register(coldkey, validator, "http://validator:8000")
     gas["register"] = _gas(receipt)
     for i in range(1, UIDS):
-        hotkey = to_checksum_address(keccak(f"bench-miner-{i}".encode())[:20])
-        mg.contract.transact("register", hotkey, "", ONE, sender=coldkey)
+        _register_consenting(mg, coldkey, _bench_hotkey(f"bench-miner-{i}"))
     gas["stake"] = _gas(
         mg.contract.transact("addStake", validator.address, 100 * ONE, sender=staker)
     )
@@ -79,9 +95,7 @@ def measure(w3: Web3, accounts: list[LocalAccount]) -> dict[str, int]:
         _to_next_window(w3, tempo)
         gas[label] = _gas(mg.reveal_weights(validator, weights, salt, 0))
     mine(w3, 11)  # everyone leaves immunity; uid 0 (the validator) is the one replaced
-    extra = to_checksum_address(keccak(b"bench-late-miner")[:20])
-    gas["register_replace_256"] = _gas(
-        mg.contract.transact("register", extra, "", ONE, sender=coldkey)
-    )
+    extra = _bench_hotkey("bench-late-miner")
+    gas["register_replace_256"] = _gas(_register_consenting(mg, coldkey, extra))
 
     return gas

@@ -153,7 +153,7 @@ class Subnet:
         for _ in range(count):
             hk = hotkey_account(len(self.hotkeys))
             self.w3.provider.make_request("anvil_setBalance", [hk.address, hex(10**20)])  # type: ignore[arg-type]
-            uid, _, _ = self.metagraph.register(self.coldkey, hk.address, max_price=10**15)
+            uid, _, _ = self.metagraph.register(self.coldkey, hk, max_price=10**15)
             while len(self.hotkeys) <= uid:
                 self.hotkeys.append(hk)
             self.hotkeys[uid] = hk

@@ -19,7 +19,7 @@ def test_register_snapshot_and_endpoint(metagraph_env: MetagraphEnv, fresh_chain
     coldkey, hotkey = env.accounts[1], env.accounts[2]
     supply = env.token.total_supply()
     price = env.client.registration_price()
-    uid, burned, _ = env.client.register(coldkey, hotkey.address, "http://miner:8000")
+    uid, burned, _ = env.client.register(coldkey, hotkey, "http://miner:8000")
     assert (uid, burned) == (0, price)
     assert env.token.total_supply() == supply - burned  # the burn is destroyed
     env.client.set_endpoint(hotkey, "http://miner:9000")
@@ -30,18 +30,18 @@ def test_register_snapshot_and_endpoint(metagraph_env: MetagraphEnv, fresh_chain
     assert info.endpoint == "http://miner:9000"
     assert snap.registered_at[0] == snap.last_update[0] > 0
     with pytest.raises(custom_error("MetagraphHotkeyAlreadyRegistered")):
-        env.client.register(coldkey, hotkey.address)
+        env.client.register(coldkey, hotkey)
     with pytest.raises(custom_error("MetagraphHotkeyNotRegistered")):
         env.client.set_endpoint(env.accounts[3], "http://x")
 
 
 def test_hotkey_bound_to_first_coldkey(metagraph_env: MetagraphEnv, fresh_chain: Web3) -> None:
     env = metagraph_env
-    hk = env.accounts[5].address
+    hk = env.accounts[5]
     env.client.set_hyperparameter(env.owner, HyperParam.MAX_UIDS, 1)
     env.client.set_hyperparameter(env.owner, HyperParam.IMMUNITY_PERIOD, 0)
     env.client.register(env.accounts[1], hk)
-    env.client.register(env.accounts[1], env.accounts[6].address)  # prunes hk (only uid)
+    env.client.register(env.accounts[1], env.accounts[6])  # prunes hk (only uid)
     with pytest.raises(custom_error("MetagraphHotkeyOwnedByOther")):
         env.client.register(env.accounts[2], hk)
 
@@ -52,7 +52,7 @@ def test_price_limit_and_decay_factor(metagraph_env: MetagraphEnv, fresh_chain: 
     assert factor == decay_factor(8)
     current = env.client.registration_price()
     with pytest.raises(custom_error("MetagraphPriceAboveLimit")):
-        env.client.register(env.accounts[1], env.accounts[7].address, max_price=current - 1)
+        env.client.register(env.accounts[1], env.accounts[7], max_price=current - 1)
 
 
 def test_hyperparameter_bounds_owner_and_event(
@@ -75,8 +75,8 @@ def test_hyperparameter_bounds_owner_and_event(
 
 def _setup_validator(env: MetagraphEnv) -> None:
     """accounts[2] registered and staked (uid 0), accounts[3] registered (uid 1), permits set."""
-    env.client.register(env.accounts[1], env.accounts[2].address)
-    env.client.register(env.accounts[1], env.accounts[3].address)
+    env.client.register(env.accounts[1], env.accounts[2])
+    env.client.register(env.accounts[1], env.accounts[3])
     env.client.add_stake(env.accounts[1], env.accounts[2].address, 10**18)
     env.client.update_permits(env.accounts[1])
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from eth_utils import keccak, to_checksum_address
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -72,15 +74,24 @@ class _ChainMachine(RuleBasedStateMachine):
     def latest(self) -> int:
         return int(self.env.w3.eth.block_number)
 
-    def fresh_hotkey(self) -> str:
+    def fresh_hotkey(self) -> LocalAccount:
+        """A new deterministic hotkey (it signs its registration consent)."""
         self.hotkey_counter += 1
-        return to_checksum_address(keccak(f"hotkey-{self.hotkey_counter}".encode())[:20])
+        return Account.from_key(keccak(f"hotkey-{self.hotkey_counter}".encode()))
 
-    def register_raw(self, coldkey_idx: int, hotkey: str) -> Any:
+    def register_raw(self, coldkey_idx: int, hotkey: LocalAccount) -> Any:
         coldkey = self.env.accounts[coldkey_idx]
+        consent = self.env.client.sign_consent(hotkey, coldkey.address, deadline=2**40)
         return _send(
             lambda: self.env.client.contract.transact(
-                "register", hotkey, "", 10**30, sender=coldkey, gas=1_500_000
+                "registerWithConsent",
+                hotkey.address,
+                "",
+                10**30,
+                consent.deadline,
+                consent.signature,
+                sender=coldkey,
+                gas=1_500_000,
             )
         )
 
@@ -95,8 +106,8 @@ class StakingMachine(_ChainMachine):
         super().__init__()
         env = self.env
         self.hotkeys = [env.accounts[7].address, env.accounts[8].address]
-        for hk in self.hotkeys:
-            env.client.register(env.accounts[1], hk)
+        for idx in (7, 8):
+            env.client.register(env.accounts[1], env.accounts[idx])
         self.coldkeys = [1, 2, 3]
         self.stakes: dict[tuple[int, str], int] = {}
         self.unbonding: dict[int, tuple[int, int]] = {}
@@ -236,12 +247,12 @@ class RegistrationMachine(_ChainMachine):
         assert event["burned"] == burned, "registration price follows the model"
         assert self.env.token.total_supply() == supply - burned
         if expected_uid == n:
-            self.hotkeys.append(hotkey)
+            self.hotkeys.append(hotkey.address)
             self.emission.append(0)
             self.registered_at.append(block)
         else:
             assert event["replacedHotkey"] == self.hotkeys[expected_uid]
-            self.hotkeys[expected_uid] = hotkey
+            self.hotkeys[expected_uid] = hotkey.address
             self.emission[expected_uid] = 0
             self.registered_at[expected_uid] = block
 
@@ -280,7 +291,7 @@ class RevealMachine(_ChainMachine):
         env = self.env
         self.validators = [2, 3, 4]  # accounts; 2 and 3 get stake (permits), 4 none
         for idx in self.validators:
-            env.client.register(env.accounts[1], env.accounts[idx].address)
+            env.client.register(env.accounts[1], env.accounts[idx])
         for _ in range(2):
             env.client.register(env.accounts[1], self.fresh_hotkey())
         for idx in (2, 3):

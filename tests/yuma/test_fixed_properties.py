@@ -178,3 +178,38 @@ def test_exp_neg_matches_math_exp() -> None:
     for t in (0, 1, ONE // 7, ONE, 3 * ONE + 12345, 25 * ONE, 50 * ONE):
         expected = math.exp(-t / ONE) * ONE
         assert abs(fixed.exp_neg(t) - expected) <= max(1e-15 * expected, 100)
+
+
+def _idle_validators(stakes: list[int], last_update: list[int]) -> EpochInputs:
+    """Two permitted validators that never set weights, three miners, 1,000 minted."""
+    return EpochInputs(
+        n=5,
+        validator_uids=[0, 1],
+        stakes=stakes,
+        permits=[True, True],
+        last_update=last_update,
+        registration_blocks=[0] * 5,
+        weights=[[0] * 5, [0] * 5],
+        bonds=[[0] * 5, [0] * 5],
+        current_block=10_000,
+        last_epoch_block=9_000,
+        minted=1_000,
+        fees=10,
+    )
+
+
+def test_validator_share_falls_back_to_stake_when_nobody_validates() -> None:
+    """Decision (issue #13, item 6): with no dividends the validator pool (and the idle miner
+    pool) goes to the permitted rows by active stake, else by stake (subtensor's stake
+    fallback, over permitted validators only: paying stake that holds no permit would pay for
+    no validation); with no stake at all it goes to the subnet owner. The deviation from
+    subtensor (which pays every staked hotkey) is listed in chain/yuma/fixed.py."""
+    active = fixed.epoch(_idle_validators([3 * 10**18, 10**18], [9_990, 9_990]))
+    assert active.emission.miners == [0] * 5
+    assert active.emission.owner == 180
+    assert active.emission.validators == [623, 207]  # 830 split 3:1, dust to the largest
+    inactive = fixed.epoch(_idle_validators([3 * 10**18, 10**18], [0, 0]))
+    assert inactive.emission.validators == active.emission.validators  # stake, not activity
+    nobody = fixed.epoch(_idle_validators([0, 0], [9_990, 9_990]))
+    assert nobody.emission.validators == [0, 0]
+    assert nobody.emission.owner == 1_010
