@@ -68,7 +68,9 @@ def measure(w3: Web3, accounts: list[LocalAccount]) -> dict[str, int]:
         token.approve(mg.address, 2**256 - 1, sender=account)
 
     # A coldkey registering another key: the hotkey's consent signature is checked too.
-    _, _, receipt = mg.register(coldkey, validator, "http://validator:8000")
+    # (a fixed deadline: the figure must not depend on the block time through calldata bytes)
+    consent = mg.sign_consent(validator, coldkey.address, deadline=2**40)
+    _, _, receipt = mg.register(coldkey, validator, "http://validator:8000", consent=consent)
     gas["register"] = _gas(receipt)
     for i in range(1, UIDS):
         _register_consenting(mg, coldkey, _bench_hotkey(f"bench-miner-{i}"))
