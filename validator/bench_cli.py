@@ -117,7 +117,7 @@ def bench_verify(
     new_tokens: Annotated[
         str, typer.Option("--new-tokens", help="Comma-separated completion lengths.")
     ] = "64,256,1024",
-    repeats: Annotated[int, typer.Option("--repeats", help="Median over this many runs.")] = 3,
+    repeats: Annotated[int, typer.Option("--repeats", help="Best of this many runs.")] = 3,
     mix: Annotated[int, typer.Option("--mix", help="Challenges in the throughput mix.")] = 48,
     threads: ThreadsOpt = None,
 ) -> None:

@@ -142,8 +142,9 @@ def challenge_requests(
         messages: list[dict[str, str]] = []
         if rng.random() < 0.4:
             messages.append({"role": "system", "content": rng.choice(_SYSTEM_PROMPTS)})
-        # The chat template costs ~8 tokens plus ~8 per message; the rest is user text.
-        user_target = max(1, target - 8 * (len(messages) + 1))
+        # The template and the other messages cost tokens too; the rest is user text.
+        overhead = len(encode_chat(tokenizer, [*messages, {"role": "user", "content": ""}]))
+        user_target = max(1, target - overhead)
         user_text, _ = _text_prompt(rng, tokenizer, user_target)
         messages.append({"role": "user", "content": user_text or _words(rng, 1)})
         ids = encode_chat(tokenizer, messages)

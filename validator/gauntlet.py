@@ -676,7 +676,8 @@ def _summarise(
 
 
 def honest_margins(verdicts: Sequence[ProofVerdict], tol: ProofTolerances) -> dict[str, Any]:
-    """Largest honest deviations next to the tolerance each must stay within."""
+    """Largest honest deviations, each as ``[measured, tolerance]`` (the chunk match is a
+    floor, the others ceilings)."""
     replayed = sum(v.replayed_tokens for v in verdicts)
     exact = sum(v.replay_exact for v in verdicts)
     return {
@@ -688,9 +689,10 @@ def honest_margins(verdicts: Sequence[ProofVerdict], tol: ProofTolerances) -> di
             max((v.max_hidden_rel_deviation for v in verdicts), default=0.0),
             tol.hidden_rtol,
         ],
+        # Allowed: atol + rtol * |log-prob| (float16 on the wire is relative).
         "max_logprob_deviation": [
             max((v.max_logprob_deviation for v in verdicts), default=0.0),
-            tol.logprob_atol,
+            {"atol": tol.logprob_atol, "rtol": tol.logprob_rtol},
         ],
         "max_greedy_gap": [
             max((v.max_greedy_gap for v in verdicts), default=0.0),
