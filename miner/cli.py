@@ -139,6 +139,13 @@ def run(
     min_settle: Annotated[
         int, typer.Option("--min-settle", help="Smallest amount worth settling an open channel.")
     ] = PaymentConfig.min_settle_amount,
+    cheat: Annotated[
+        str,
+        typer.Option(
+            "--cheat",
+            help="Demo/test only: misbehave like this gauntlet kind (other-weights, slow, ...).",
+        ),
+    ] = "",
 ) -> None:
     """Serve the model with paid access, validator challenges, receipts and proofs."""
     from chain.keys import resolve_account
@@ -165,6 +172,7 @@ def run(
         device=device,
         dtype=dtype,
         max_batch_size=max_batch_size,
+        cheat=cheat,
         rpc_url=chain.rpc_url if chain else "",
         metagraph_address=chain.metagraph if chain else "",
         # a wildcard bind address is no dialable endpoint: publish only what was given then
@@ -226,14 +234,27 @@ async def serve_miner(
         if config.rpc_url
         else None
     )
-    engine = await asyncio.to_thread(
-        InferenceEngine.load,
-        config.model_path,
-        device=config.device,
-        dtype=config.dtype,
-        max_batch_size=config.max_batch_size,
-        model_id=config.server.model_id,
-    )
+    if config.cheat:
+        from miner.cheats import build_engine
+
+        engine = await asyncio.to_thread(
+            build_engine,
+            config.cheat,
+            config.model_path,
+            device=config.device,
+            max_batch_size=config.max_batch_size,
+            model_id=config.server.model_id,
+        )
+        log.warning("this miner CHEATS (%s): validators should score it 0", config.cheat)
+    else:
+        engine = await asyncio.to_thread(
+            InferenceEngine.load,
+            config.model_path,
+            device=config.device,
+            dtype=config.dtype,
+            max_batch_size=config.max_batch_size,
+            model_id=config.server.model_id,
+        )
     log.info(
         "miner %s serving %s on %s (%s, %s)",
         hotkey.address,

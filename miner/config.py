@@ -115,6 +115,8 @@ class MinerConfig:
     dtype: str | None = None
     #: Most sequences the engine decodes together.
     max_batch_size: int = 16
+    #: Demo and test only: serve as the cheating miner ``miner.cheats`` names (empty: honest).
+    cheat: str = ""
     #: JSON-RPC URL of the chain (escrow, metagraph); empty disables chain reads.
     rpc_url: str = ""
     #: Metagraph contract: validator permits, registration, endpoint publishing. Empty
@@ -133,6 +135,15 @@ class MinerConfig:
         self.pricing.validate()
         if not self.model_path:
             raise ConfigError("no model given; pass --model PATH (e.g. from `latent model tiny`)")
+        if not 0 <= self.server.port <= 65535:
+            raise ConfigError(f"--port {self.server.port} is not a TCP port (0-65535)")
+        if self.cheat:
+            from miner.cheats import CHEAT_KINDS
+
+            if self.cheat not in CHEAT_KINDS:
+                raise ConfigError(
+                    f"--cheat {self.cheat!r} is not a cheat; choose one of {', '.join(CHEAT_KINDS)}"
+                )
         if self.server.max_body_bytes < 1024:
             raise ConfigError("max body size must be at least 1024 bytes")
         if self.server.body_read_timeout_s <= 0:

@@ -38,7 +38,8 @@ from miner.types import GenerationRequest, GenerationResult
 from protocol.proof import verify_inference
 from protocol.sampling import SamplingParams
 from validator.challenge_prompts import challenge_requests
-from validator.gauntlet import load_reference, serve_challenges
+from validator.gauntlet import serve_challenges
+from validator.verify import load_reference
 
 __all__ = ["DEFAULT_NEW_TOKENS", "TARGET_RATIO", "run_verify_bench"]
 
@@ -113,11 +114,11 @@ def run_verify_bench(
     if not new_tokens or min(new_tokens) < 1 or repeats < 1 or mix_checks < 1:
         raise ConfigError("need new token counts >= 1, repeats >= 1 and mix checks >= 1")
     model_dir = Path(model_dir)
-    reference = load_reference(model_dir)
+    reference, _ = load_reference(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     prompt = tuple(int(i) for i in tokenizer(_PROMPT).input_ids)
     context, extended_from = _fit_context(reference, tokenizer, len(prompt) + max(new_tokens))
-    miner_model = load_reference(model_dir)  # the miner's own copy, same fp32 weights
+    miner_model, _ = load_reference(model_dir)  # the miner's own copy, same fp32 weights
     miner_model.config.max_position_embeddings = reference.config.max_position_embeddings
     engine = InferenceEngine(miner_model, tokenizer, model_id="bench", max_batch_size=16)
     engine.eos_token_ids = frozenset()  # every completion runs to its requested length

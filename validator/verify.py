@@ -25,6 +25,7 @@ import torch
 from eth_utils import keccak
 from pydantic import ValidationError
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from chain.errors import ConfigError, LatentError
 from chain.receipts import ReceiptInvalid, output_hash, verify_receipt
@@ -61,6 +62,7 @@ class Verdict:
 def load_reference(model_dir: str | Path, *, device: str = "cpu") -> tuple[Any, Any]:
     """The subnet's reference model (fp32) and tokenizer, through ``from_pretrained`` from
     local files only (nothing is downloaded at run time)."""
+    hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(

@@ -18,11 +18,13 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from miner.cheats import HONEST, build_engine
 from miner.tiny_model import build_tiny_model
 from miner.types import GenerationResult
 from protocol.proof import DEFAULT_TOLERANCES, ProofVerdict, final_hidden_forward, verify_inference
 from validator.challenge_prompts import ChallengeRequest, challenge_requests
-from validator.gauntlet import HONEST, build_engine, load_reference, serve_challenges
+from validator.gauntlet import serve_challenges
+from validator.verify import load_reference
 
 BATCH_SIZES = (1, 4, 16)
 CHALLENGES = 189  # nine rounds of 1 + 4 + 16
@@ -41,7 +43,7 @@ def measured(
         challenges = challenge_requests(101, CHALLENGES, tokenizer)
         engine = build_engine(HONEST, model_dir)
         served, _ = asyncio.run(serve_challenges(engine, challenges, BATCH_SIZES))
-        reference = load_reference(model_dir)
+        reference, _ = load_reference(model_dir)
         rows = []
         for challenge, (_, result) in zip(challenges, served, strict=True):
             verdict = verify_inference(

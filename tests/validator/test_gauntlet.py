@@ -16,17 +16,10 @@ import pytest
 import torch
 
 from chain.errors import ConfigError
+from miner.cheats import CHEAT_KINDS, CHEATS, HONEST, build_engine, tampered_prompt
 from miner.tiny_model import build_tiny_model
 from validator.challenge_prompts import challenge_requests
-from validator.gauntlet import (
-    CHEAT_KINDS,
-    CHEATS,
-    HONEST,
-    GauntletReport,
-    build_engine,
-    run_gauntlet,
-    tampered_prompt,
-)
+from validator.gauntlet import GauntletReport, run_gauntlet
 
 CHECKS_PER_CHEAT = 100
 HONEST_CHECKS = 1000
