@@ -42,7 +42,9 @@ class LatentChain:
         self.metagraph = metagraph
         self.hotkey: str = str(hotkey.address)
         self.setter = WeightSetter(metagraph, hotkey, state, state_path=state_path)
-        self.keeper = EpochKeeper(epoch, hotkey) if (epoch is not None and run_epochs) else None
+        self.keeper = (
+            EpochKeeper(epoch, hotkey, state=state) if (epoch is not None and run_epochs) else None
+        )
         self._block_time = measure_block_time(w3)
 
     def snapshot(self) -> Metagraph:
@@ -70,5 +72,5 @@ class LatentChain:
     def next_duty_block(self, block: int) -> int:
         candidates = [self.setter.next_action_block(block)]
         if self.keeper is not None:
-            candidates.append(self.keeper.next_epoch_block())
-        return max(block + 1, min(candidates))
+            candidates.append(self.keeper.next_action_block(block))
+        return max(block, min(candidates))

@@ -283,7 +283,8 @@ class Validator:
             log.info("%s", line)
             self.metrics.chain_actions.labels(line.split(" ", 1)[0]).inc()
         nxt = await asyncio.to_thread(self.chain.next_duty_block, block)
-        return max(0.2, (nxt - block) * self.chain.block_time_s())
+        # At least one block: a duty due now but not done (no scores yet) waits for news.
+        return max(1, nxt - block) * self.chain.block_time_s()
 
     # -- loops -----------------------------------------------------------------------------
 
