@@ -42,6 +42,7 @@ app.add_typer(bench_app, name="bench")
 
 def _mount_roles() -> None:
     """Each role's commands live with the role; they are mounted here."""
+    from latent.bench_proxy import bench_proxy
     from latent.neuron_cli import mount as mount_neuron_commands
     from latent.sim import sim
     from miner.bench_serve import bench_serve
@@ -49,6 +50,7 @@ def _mount_roles() -> None:
     from miner.model_cli import app as model_app
     from miner.settlement import settle_command
     from renter.cli import app as renter_app
+    from renter.proxy_cli import market_command
 
     mount_neuron_commands(app)  # register, stake, metagraph, weights
     miner_app.command("settle")(settle_command)
@@ -56,6 +58,8 @@ def _mount_roles() -> None:
     app.add_typer(renter_app, name="renter")
     app.add_typer(model_app, name="model")
     bench_app.command("serve")(bench_serve)
+    bench_app.command("proxy")(bench_proxy)
+    app.command("market")(market_command)
     app.command("sim")(sim)
 
 

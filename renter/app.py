@@ -89,6 +89,17 @@ def create_proxy_app(proxy: RenterProxy, *, manage: bool = True) -> FastAPI:
         await proxy.refresh()
         return {"object": "list", "data": model_cards(proxy)}
 
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request) -> dict[str, Any]:
+        _check_key(proxy, request)
+        await proxy.refresh()
+        for card in model_cards(proxy):
+            if card["id"] == model_id:
+                return card
+        raise ProxyError(
+            404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
+        )
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "miners": len(proxy.offers), "spent": str(proxy.spend.total)}

@@ -45,6 +45,7 @@ import logging
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -184,6 +185,9 @@ class RenterProxy:
         self._refresh_lock = asyncio.Lock()
         self.spend = SpendMeter()
         self.outcomes: list[_Outcome] = []
+        #: Seconds of the proxy's own work per plain request (handling minus the miner's
+        #: answer time), the last 10,000 (``latent bench proxy``).
+        self.overhead_s: deque[float] = deque(maxlen=10_000)
         self.rechecks_sent = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -231,6 +235,8 @@ class RenterProxy:
             self.offers = offers
             self.known_models.update(o.model for o in offers)
             self._refreshed_at = self._clock()
+            if self.health:  # for `latent market`
+                self._spawn(asyncio.to_thread(self._store.save_stats, self.stats()))
 
     def stats(self) -> dict[str, Any]:
         """Observed per-miner statistics (JSON)."""
@@ -377,6 +383,7 @@ class RenterProxy:
     async def handle(self, kind: Kind, raw: bytes) -> Relay | AsyncIterator[bytes]:
         """Serve one request: a :class:`Relay` for plain answers, an async iterator of SSE
         bytes for streams. Raises :class:`ProxyError`."""
+        entered = time.perf_counter()
         prepared = self.prepare(kind, raw)
         await self.refresh()
         tried: set[str] = set()
@@ -408,7 +415,9 @@ class RenterProxy:
             try:
                 if prepared.stream:
                     return await self._stream(prepared, offer, channel)
-                return await self._plain(prepared, offer, channel)
+                relay, waited = await self._plain(prepared, offer, channel)
+                self.overhead_s.append(time.perf_counter() - entered - waited)
+                return relay
             except _MinerFailed as exc:
                 last_failure = f"{offer.endpoint}: {exc}"
                 self._miner_failed(offer, exc)
@@ -560,9 +569,14 @@ class RenterProxy:
             await self._top_up(channel, max(needed - channel.record.deposit, 1))
             await self._release(channel)
             raise _MinerFailed("channel topped up", cool_down=False)
-        if response_status in (402, 409):
+        if response_status == 402 and code in _RETIRING_CODES:
             await self._retire(channel, f"miner answered {response_status} {code}")
             raise _MinerFailed(f"miner refused the channel ({code})", cool_down=False)
+        if response_status in (402, 409):
+            # busy (the miner has not noticed a cut request yet) or a channel it cannot read
+            # yet (its node lags): this channel may work later
+            await self._release(channel)
+            raise _MinerFailed(f"miner refused the request ({code})", cool_down=False)
         if response_status in (401, 403):
             await self._release(channel)
             raise _MinerFailed(f"miner refused access ({response_status})")
@@ -573,7 +587,10 @@ class RenterProxy:
             headers={"content-type": "application/json"},
         )
 
-    async def _plain(self, prepared: Prepared, offer: MinerOffer, channel: _Channel) -> Relay:
+    async def _plain(
+        self, prepared: Prepared, offer: MinerOffer, channel: _Channel
+    ) -> tuple[Relay, float]:
+        """One attempt; returns the answer and the seconds spent waiting for the miner."""
         headers = {
             "content-type": "application/json",
             VOUCHER_HEADER: self._voucher_header(channel),
@@ -593,7 +610,10 @@ class RenterProxy:
             raise _MinerFailed(f"{type(exc).__name__}: {exc}") from None
         elapsed = time.perf_counter() - started
         if response.status_code != 200:
-            return await self._miner_refusal(response.status_code, response.content, offer, channel)
+            relay = await self._miner_refusal(
+                response.status_code, response.content, offer, channel
+            )
+            return relay, elapsed
         try:
             data = response.json()
             latent = LatentField.from_json(data.get("latent"))
@@ -611,7 +631,8 @@ class RenterProxy:
             alpha=self.config.selection.latency_ema_alpha,
         )
         self._book(prepared, offer, channel, latent, usage)
-        return Relay(status=200, body=response.content, headers=_relay_headers(response.headers))
+        relay = Relay(status=200, body=response.content, headers=_relay_headers(response.headers))
+        return relay, elapsed
 
     def _verify(
         self, prepared: Prepared, offer: MinerOffer, latent: LatentField, usage: dict[str, Any]
@@ -815,7 +836,8 @@ class RenterProxy:
                 await self._retire(channel, f"bad receipt: {exc}")
                 released = True
                 bad = _MinerFailed(f"bad receipt: {exc}", bad_receipt=True)
-                self._miner_failed(offer, bad)
+                if first.done():  # else the caller records it
+                    self._miner_failed(offer, bad)
                 fail(bad)
                 return
             total = time.perf_counter() - started
@@ -845,6 +867,20 @@ class RenterProxy:
                 await self._release(channel)
             if not first.done():
                 first.set_exception(_MinerFailed("the miner's stream ended early"))
+
+
+#: 402 codes after which a channel is never used again: the miner claims more than the
+#: receipts prove, or the channel cannot pay this miner at all.
+_RETIRING_CODES = frozenset(
+    {
+        "voucher_short",
+        "voucher_stale",
+        "voucher_bad_signature",
+        "channel_closed",
+        "channel_wrong_miner",
+        "channel_wrong_token",
+    }
+)
 
 
 def _relay_headers(headers: httpx.Headers) -> dict[str, str]:
