@@ -485,8 +485,9 @@ class RenterProxy:
                     raise ProxyError(
                         402, str(exc), type="insufficient_funds", code="renter_funds_exhausted"
                     ) from None
-        finally:
+        except BaseException:
             self._opening[offer.hotkey] -= 1
+            raise
         now = time.time()
         record = ChannelRecord(
             channel_id=cid,
@@ -500,9 +501,12 @@ class RenterProxy:
             opened_at=now,
             last_used=now,
         )
-        await asyncio.to_thread(self._store.save_channel, record)
         channel = _Channel(record, busy=True)
+        # Counted among the miner's channels before the first await, so concurrent requests
+        # never open more than per_miner.
         self._channels[cid] = channel
+        self._opening[offer.hotkey] -= 1
+        await asyncio.to_thread(self._store.save_channel, record)
         log.info("opened channel 0x%s to %s with %d", cid.hex(), offer.hotkey, amount)
         return channel
 

@@ -83,12 +83,17 @@ class KillableRelay:
 
 class ReceiptForger:
     """ASGI wrapper: while ``forge`` is set, flips one hex digit of the receipt signature in
-    the miner's answers (plain and streamed), as a miner signing with the wrong key would."""
+    the miner's answers (plain and streamed), as a miner signing with the wrong key would;
+    while ``fail`` is set, answers completions with a 500 instead; ``delay_s`` makes it slow."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.forge = False
         self.forged = 0
+        self.fail = False
+        self.failed = 0
+        #: Seconds to wait before answering a completion (a slow miner).
+        self.delay_s = 0.0
 
     async def __call__(
         self,
@@ -108,6 +113,14 @@ class ReceiptForger:
                     self.forged += 1
             await send(message)
 
+        completion = scope["type"] == "http" and scope["path"].endswith("completions")
+        if completion and self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail and completion:
+            self.failed += 1
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
         await self.app(scope, receive, tampering_send)
 
 

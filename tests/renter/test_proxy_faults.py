@@ -140,7 +140,7 @@ def test_a_miner_dying_before_or_during_an_answer_is_not_paid_and_the_request_mo
     run_market(w3, token, accounts, proxy_engine, tmp_path, scenario, endpoints=endpoints)
 
 
-def test_a_miner_with_a_bad_receipt_is_dropped_and_not_paid(
+def test_a_failing_miner_cools_down_and_one_with_a_bad_receipt_is_dropped_unpaid(
     w3: Web3,
     token: SubnetTokenClient,
     accounts: list[LocalAccount],
@@ -167,6 +167,17 @@ def test_a_miner_with_a_bad_receipt_is_dropped_and_not_paid(
         )
         assert (good.model_extra or {})["latent"]["receipt"]["miner"] == cheap
         owed_cheap = _owed_in_memory(proxy)[cheap]
+
+        # A 5xx: retried on the other miner, the failing one cools down (not dropped).
+        forger.fail = True
+        answer = await client.completions.create(
+            model="tiny", prompt="server error", max_tokens=5, temperature=0
+        )
+        assert forger.failed == 1
+        assert (answer.model_extra or {})["latent"]["receipt"]["miner"] == dear
+        assert proxy.health[cheap].cooldown_until > 0 and not proxy.health[cheap].dropped
+        forger.fail = False
+        proxy.health.clear()
 
         forger.forge = True
         answer = await client.completions.create(

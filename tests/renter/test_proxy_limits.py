@@ -17,11 +17,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from fastapi import FastAPI, Request
-from market_env import Env, run_market, stream_text
+from faults import ReceiptForger
+from market_env import CHEAP, DEAR, Env, run_market, stream_text
 from web3 import Web3
 
 from chain.receipts import verify_receipt
 from chain.token import SubnetTokenClient
+from latent.proxy_harness import MinerSpec
 from miner.engine import InferenceEngine
 from miner.server import serve_in_loop
 from protocol.recheck import RecheckSubmission
@@ -89,22 +91,27 @@ def test_caps_busy_miners_no_miners_and_an_empty_wallet_get_openai_errors(
     proxy_engine: InferenceEngine,
     tmp_path: Path,
 ) -> None:
+    slow: list[ReceiptForger] = []
+
+    def wrap(app: Any) -> Any:
+        slow.append(ReceiptForger(app))
+        return slow[-1]
+
     async def scenario(env: Env) -> None:
-        # Every miner busy: one channel each, slow streams hold them, a third request waits
+        # Every miner busy: one channel each, slow answers hold them, a third request waits
         # busy_wait_s and gets 429 with Retry-After.
         proxy = await env.start_proxy(
             busy_wait_s=0.2, channels=ChannelConfig(deposit=10**18, per_miner=1)
         )
         client = env.client()
-
-        async def long_stream() -> str:
-            stream = await client.completions.create(
-                model="tiny", prompt="hold the channel", max_tokens=200, temperature=0, stream=True
+        for miner in slow:
+            miner.delay_s = 3.0
+        holders = [
+            asyncio.create_task(
+                client.completions.create(model="tiny", prompt="hold", max_tokens=2)
             )
-            text, _ = await stream_text(stream)
-            return text
-
-        holders = [asyncio.create_task(long_stream()) for _ in range(2)]
+            for _ in range(2)
+        ]
         while sum(1 for c in proxy._channels.values() if c.busy) < 2:
             await asyncio.sleep(0.01)
         with pytest.raises(openai.RateLimitError) as busy:
@@ -112,6 +119,8 @@ def test_caps_busy_miners_no_miners_and_an_empty_wallet_get_openai_errors(
         assert busy.value.code == "miners_busy"
         assert busy.value.response.headers["retry-after"] == "1"
         await asyncio.gather(*holders)
+        for miner in slow:
+            miner.delay_s = 0.0
 
         # No miner available for a known model: 503.
         for hotkey in {o.hotkey for o in proxy.offers}:
@@ -144,7 +153,8 @@ def test_caps_busy_miners_no_miners_and_an_empty_wallet_get_openai_errors(
         assert accounts[6].address in broke.value.message
         assert "send tokens" in broke.value.message
 
-    run_market(w3, token, accounts, proxy_engine, tmp_path, scenario)
+    specs = [MinerSpec(accounts[2], CHEAP, wrap=wrap), MinerSpec(accounts[3], DEAR, wrap=wrap)]
+    run_market(w3, token, accounts, proxy_engine, tmp_path, scenario, specs=specs)
 
 
 def test_small_deposits_are_topped_up_on_chain_as_requests_need(
