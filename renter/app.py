@@ -102,7 +102,15 @@ def create_proxy_app(proxy: RenterProxy, *, manage: bool = True) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "miners": len(proxy.offers), "spent": str(proxy.spend.total)}
+        overhead = sorted(proxy.overhead_s)
+        return {
+            "status": "ok",
+            "miners": len(proxy.offers),
+            "spent": str(proxy.spend.total),
+            "overhead_ms_p50": (
+                round(overhead[len(overhead) // 2] * 1000, 3) if overhead else None
+            ),
+        }
 
     return app
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 from eth_utils import is_address, to_checksum_address
+from web3.exceptions import Web3Exception
 
 from chain.errors import LatentError
 from chain.metagraph import MetagraphReader
@@ -153,7 +154,10 @@ class MetagraphMinerSource:
         self._http = http
 
     async def offers(self) -> list[MinerOffer]:
-        graph = await asyncio.to_thread(self._reader.snapshot)
+        try:
+            graph = await asyncio.to_thread(self._reader.snapshot)
+        except (OSError, ValueError, Web3Exception) as exc:
+            raise MarketError(f"cannot read the metagraph: {exc}") from exc
         probes = [
             probe_models(
                 self._http,

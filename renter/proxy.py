@@ -179,7 +179,8 @@ class RenterProxy:
         self._channels: dict[bytes, _Channel] = {}
         self._opening: dict[str, int] = {}
         self._chain_lock = asyncio.Lock()
-        self._released = asyncio.Condition()
+        #: Set (and replaced) whenever a channel is freed; waiters hold the current one.
+        self._freed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refreshed_at = -1e18
         self._refresh_lock = asyncio.Lock()
@@ -189,6 +190,10 @@ class RenterProxy:
         #: answer time), the last 10,000 (``latent bench proxy``).
         self.overhead_s: deque[float] = deque(maxlen=10_000)
         self.rechecks_sent = 0
+        self._dirty: dict[bytes, _Channel] = {}
+        self._pending_receipts: list[dict[str, Any]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._write_error: OSError | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -205,8 +210,15 @@ class RenterProxy:
                 onchain = await asyncio.to_thread(self._funder.read_channel, record.channel_id)
                 if onchain is None or onchain.closing or onchain.refunded:
                     record = updated(record, status="closing", note="closing on-chain")
-                elif onchain.deposit != record.deposit:
-                    record = updated(record, deposit=onchain.deposit)
+                else:
+                    # The chain is the truth for the deposit; a settled amount above the
+                    # file's means the file missed a receipt before a crash (the voucher the
+                    # miner settled was signed for it): resume from what was paid.
+                    record = updated(
+                        record,
+                        deposit=onchain.deposit,
+                        owed=max(record.owed, onchain.settled),
+                    )
                 await asyncio.to_thread(self._store.save_channel, record)
             self._channels[record.channel_id] = _Channel(record)
         self.spend.load(await asyncio.to_thread(self._store.read_receipts))
@@ -384,6 +396,14 @@ class RenterProxy:
         """Serve one request: a :class:`Relay` for plain answers, an async iterator of SSE
         bytes for streams. Raises :class:`ProxyError`."""
         entered = time.perf_counter()
+        if self._write_error is not None:
+            raise ProxyError(
+                503,
+                f"The proxy cannot write its books in {self._store.state_dir} "
+                f"({self._write_error}); fix the disk and restart it.",
+                type="server_error",
+                code="books_unwritable",
+            )
         prepared = self.prepare(kind, raw)
         await self.refresh()
         tried: set[str] = set()
@@ -406,9 +426,8 @@ class RenterProxy:
                         code="miners_busy",
                         headers={"Retry-After": str(self.config.retry_after_s)},
                     )
-                async with self._released:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._released.wait(), timeout=remaining)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), timeout=remaining)
                 continue
             offer, channel = lease
             attempts += 1
@@ -459,7 +478,7 @@ class RenterProxy:
                 try:
                     await self._ensure_funds(channel, candidate.cost)
                 except BaseException:
-                    await self._release(channel)
+                    self._release(channel)
                     raise
                 return offer, channel
             count = sum(
@@ -525,12 +544,13 @@ class RenterProxy:
                     402, str(exc), type="insufficient_funds", code="renter_funds_exhausted"
                 ) from None
         channel.record = updated(channel.record, deposit=channel.record.deposit + amount)
-        await asyncio.to_thread(self._store.save_channel, channel.record)
+        self._write_later(channel)
 
-    async def _release(self, channel: _Channel) -> None:
+    def _release(self, channel: _Channel) -> None:
+        """Free the channel and wake the requests waiting for one."""
         channel.busy = False
-        async with self._released:
-            self._released.notify_all()
+        self._freed.set()
+        self._freed = asyncio.Event()
 
     def _voucher_header(self, channel: _Channel) -> str:
         owed = channel.record.owed
@@ -541,8 +561,8 @@ class RenterProxy:
 
     async def _retire(self, channel: _Channel, note: str) -> None:
         channel.record = updated(channel.record, status="retired", note=note)
-        await asyncio.to_thread(self._store.save_channel, channel.record)
-        await self._release(channel)
+        self._write_later(channel)
+        self._release(channel)
         log.warning("retired channel 0x%s: %s", channel.record.channel_id.hex(), note)
 
     # ------------------------------------------------------------------ one attempt
@@ -555,10 +575,10 @@ class RenterProxy:
     ) -> Relay:
         """Handle a non-2xx answer: retry cases raise _MinerFailed, client errors relay."""
         if response_status >= 500:
-            await self._release(channel)
+            self._release(channel)
             raise _MinerFailed(f"miner answered {response_status}")
         if response_status == 429:
-            await self._release(channel)
+            self._release(channel)
             raise _MinerFailed("miner overloaded (429)")
         code = None
         quote: dict[str, Any] = {}
@@ -571,7 +591,7 @@ class RenterProxy:
         if response_status == 402 and code == "channel_underfunded":
             needed = int(str(quote.get("deposit_needed", "0")))
             await self._top_up(channel, max(needed - channel.record.deposit, 1))
-            await self._release(channel)
+            self._release(channel)
             raise _MinerFailed("channel topped up", cool_down=False)
         if response_status == 402 and code in _RETIRING_CODES:
             await self._retire(channel, f"miner answered {response_status} {code}")
@@ -579,12 +599,12 @@ class RenterProxy:
         if response_status in (402, 409):
             # busy (the miner has not noticed a cut request yet) or a channel it cannot read
             # yet (its node lags): this channel may work later
-            await self._release(channel)
+            self._release(channel)
             raise _MinerFailed(f"miner refused the request ({code})", cool_down=False)
         if response_status in (401, 403):
-            await self._release(channel)
+            self._release(channel)
             raise _MinerFailed(f"miner refused access ({response_status})")
-        await self._release(channel)
+        self._release(channel)
         return Relay(
             status=response_status,
             body=body,
@@ -610,7 +630,7 @@ class RenterProxy:
                 ),
             )
         except httpx.HTTPError as exc:
-            await self._release(channel)
+            self._release(channel)
             raise _MinerFailed(f"{type(exc).__name__}: {exc}") from None
         elapsed = time.perf_counter() - started
         if response.status_code != 200:
@@ -672,8 +692,8 @@ class RenterProxy:
         latent: LatentField,
         usage: dict[str, Any],
     ) -> None:
-        """Add a verified receipt to the channel's ledger; persist in the background, then
-        free the channel (so its next voucher is always written before it is used)."""
+        """Add a verified receipt to the channel's ledger and free the channel; the books
+        are written by the background writer (``_write_books``)."""
         price = latent.receipt.price
         record = channel.record
         prompt = int(usage.get("prompt_tokens", 0))
@@ -702,15 +722,9 @@ class RenterProxy:
             "completion_tokens": completion,
             "receipt": latent.receipt.to_json(),
         }
-        snapshot = channel.record
-
-        async def persist() -> None:
-            try:
-                await asyncio.to_thread(self._persist, snapshot, entry)
-            finally:
-                await self._release(channel)
-
-        self._spawn(persist())
+        self._pending_receipts.append(entry)
+        self._write_later(channel)
+        self._release(channel)
         if self.config.validators and self._rng.random() < self.config.recheck_rate:
             submission = RecheckSubmission(
                 kind=prepared.kind, request_body=prepared.body, miner=offer.hotkey, latent=latent
@@ -718,9 +732,30 @@ class RenterProxy:
             for url in self.config.validators:
                 self._spawn(self._send_recheck(url, submission))
 
-    def _persist(self, record: ChannelRecord, entry: dict[str, Any]) -> None:
-        self._store.append_receipts([entry])
-        self._store.save_channel(record)
+    def _write_later(self, channel: _Channel) -> None:
+        """Have the writer persist the channel's current ledger (and queued receipts)."""
+        self._dirty[channel.record.channel_id] = channel
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_books())
+            self._tasks.add(self._writer)
+            self._writer.add_done_callback(self._tasks.discard)
+
+    async def _write_books(self) -> None:
+        """The one writer of the books: appends queued receipts, then writes each dirty
+        channel's *current* record, until nothing is queued. One writer keeps the files in
+        order and batches fsyncs under load; a failure stops paid traffic (``handle``)."""
+        while self._dirty or self._pending_receipts:
+            entries, self._pending_receipts = self._pending_receipts, []
+            channels = list(self._dirty.values())
+            self._dirty.clear()
+            try:
+                await asyncio.to_thread(self._store.append_receipts, entries)
+                for channel in channels:
+                    await asyncio.to_thread(self._store.save_channel, channel.record)
+            except OSError as exc:
+                self._write_error = exc
+                log.error("cannot write the books in %s: %s", self._store.state_dir, exc)
+                return
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -868,7 +903,7 @@ class RenterProxy:
             fail(failure)
         finally:
             if not released:
-                await self._release(channel)
+                self._release(channel)
             if not first.done():
                 first.set_exception(_MinerFailed("the miner's stream ended early"))
 
