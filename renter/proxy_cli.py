@@ -150,6 +150,7 @@ def proxy_command(
     from deploy.target import open_target
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per miner call is noise
     config = proxy_config(
         state_dir=state_dir,
         host=host,

@@ -145,3 +145,18 @@ def test_summary_counts_cost_per_million_tokens() -> None:
     totals = summarise([record], [])
     assert totals["cost_per_million_tokens"] == 10**18
     assert totals["refundable"] == 10**18 - 3 * 10**12
+
+
+def test_bench_proxy_reports_overhead_and_throughput(tmp_path: Path) -> None:
+    """``latent bench proxy`` end to end at small sizes (figures not judged here)."""
+    from latent.bench_proxy import run_proxy_bench
+    from miner.server import run_async
+
+    report = run_async(run_proxy_bench(requests=4, concurrency=2, max_tokens=2))
+    latency = report["latency_c1"]
+    assert latency["direct_p50_ms"] > 0 and latency["proxy_p50_ms"] > 0
+    assert latency["in_proxy_p50_ms"] is not None and latency["in_proxy_p50_ms"] >= 0
+    throughput = report["throughput_c2"]
+    assert throughput["direct_rps"] > 0 and throughput["proxy_rps"] > 0
+    assert int(report["proxy_spent_base_units"]) > 0
+    assert set(report["targets"]) >= {"added_p50_met", "throughput_met"}
