@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from fastapi import FastAPI, Request
@@ -29,6 +30,9 @@ from miner.server import serve_in_loop
 from protocol.recheck import RecheckSubmission
 from renter.config import ChannelConfig, SpendConfig
 from renter.selection import MinerHealth
+
+#: A renter holding no tokens (dev accounts may hold some from other session fixtures).
+EMPTY_WALLET = Account.from_key("0x" + "7e" * 32)
 
 
 @contextlib.asynccontextmanager
@@ -143,14 +147,14 @@ def test_caps_busy_miners_no_miners_and_an_empty_wallet_get_openai_errors(
         assert total.value.code == "spend_cap_total"
 
         # An empty wallet: 402, saying whom to fund. (Fresh books: a new channel is needed.)
-        env.renter = accounts[6]
+        env.renter = EMPTY_WALLET
         env.state_dir = env.state_dir.parent / "other-renter"
         env.config = replace(env.config, state_dir=env.state_dir)
         await env.start_proxy()
         with pytest.raises(openai.APIStatusError) as broke:
             await env.client().completions.create(model="tiny", prompt="x", max_tokens=2)
         assert broke.value.status_code == 402
-        assert accounts[6].address in broke.value.message
+        assert EMPTY_WALLET.address in broke.value.message
         assert "send tokens" in broke.value.message
 
     specs = [MinerSpec(accounts[2], CHEAP, wrap=wrap), MinerSpec(accounts[3], DEAR, wrap=wrap)]
