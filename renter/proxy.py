@@ -185,7 +185,8 @@ class RenterProxy:
         self._refreshed_at = -1e18
         self._refresh_lock = asyncio.Lock()
         self.spend = SpendMeter()
-        self.outcomes: list[_Outcome] = []
+        #: The last 10,000 booked answers (tests, the bench, diagnostics).
+        self.outcomes: deque[_Outcome] = deque(maxlen=10_000)
         #: Seconds of the proxy's own work per plain request (handling minus the miner's
         #: answer time), the last 10,000 (``latent bench proxy``).
         self.overhead_s: deque[float] = deque(maxlen=10_000)
