@@ -71,6 +71,7 @@ app.add_typer(bench_app, name="bench")
 
 def _mount_roles() -> None:
     """Each role's commands live with the role; they are mounted here."""
+    from latent.bench_proxy import bench_proxy
     from latent.bittensor_cli import app as bittensor_app
     from latent.dashboard.cli import dashboard
     from latent.neuron_cli import mount as mount_neuron_commands
@@ -80,6 +81,7 @@ def _mount_roles() -> None:
     from miner.model_cli import app as model_app
     from miner.settlement import settle_command
     from renter.cli import app as renter_app
+    from renter.proxy_cli import market_command
     from validator.bench_cli import bench_gauntlet, bench_verify
     from validator.cli import app as validator_app
 
@@ -93,6 +95,8 @@ def _mount_roles() -> None:
     bench_app.command("serve")(bench_serve)
     bench_app.command("gauntlet")(bench_gauntlet)
     bench_app.command("verify")(bench_verify)
+    bench_app.command("proxy")(bench_proxy)
+    app.command("market")(market_command)
     app.command("sim")(sim)
     app.command("dashboard")(dashboard)
 

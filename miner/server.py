@@ -37,6 +37,7 @@ from starlette.requests import ClientDisconnect
 from chain.errors import LatentError
 from chain.receipts import Receipt, encode_receipt_header, output_hash, sign_receipt
 from chain.receipts import request_hash as hash_request_body
+from chain.token import format_tokens
 from miner.auth import ChallengeRejected, ValidatorAuth
 from miner.config import MinerConfig
 from miner.metrics import MinerMetrics
@@ -699,12 +700,30 @@ def create_app(
 
 
 def _model_card(server: MinerServer) -> dict[str, Any]:
+    """OpenAI's model object plus what a renter needs before its first request: the context
+    length and prices per token in whole tokens as decimal strings (OpenRouter's ``pricing``
+    shape), exact in base units under ``latent``."""
+    pricing = server.config.pricing
     return {
         "id": server.model_id,
         "object": "model",
         "created": 0,
         "owned_by": server.hotkey.address,
         "max_context": server.engine.max_context,
+        "context_length": server.engine.max_context,
+        "pricing": {
+            "prompt": format_tokens(pricing.per_prompt_token),
+            "completion": format_tokens(pricing.per_completion_token),
+        },
+        "latent": {
+            "miner": server.hotkey.address,
+            "chain_id": server.config.payment.chain_id,
+            "escrow": server.config.payment.escrow_address or None,
+            "token": server.config.payment.token_address or None,
+            "price_per_prompt_token": str(pricing.per_prompt_token),
+            "price_per_completion_token": str(pricing.per_completion_token),
+            "payment_required": server.config.payment.require_payment,
+        },
     }
 
 

@@ -21,8 +21,16 @@ from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
 from chain.token import format_tokens, parse_token_amount
 from deploy.target import ChainTarget, open_target
+from renter.proxy_cli import (
+    DEFAULT_STATE_DIR,
+    StateDirOpt,
+    close_proxy_channels,
+    print_proxy_status,
+    proxy_command,
+)
 
 app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
+app.command("proxy")(proxy_command)
 
 NetworkOpt = Annotated[
     str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
@@ -38,6 +46,9 @@ DevOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ChannelArg = Annotated[str, typer.Argument(help="Channel id (0x + 64 hex).")]
+OptionalChannelArg = Annotated[
+    str | None, typer.Argument(help="Channel id (0x + 64 hex); none: the proxy's channels.")
+]
 
 
 @dataclass(frozen=True)
@@ -190,13 +201,18 @@ def topup_cmd(
 
 @app.command("status")
 def status_cmd(
-    channel: ChannelArg,
+    channel: OptionalChannelArg = None,
     network: NetworkOpt = "localnet",
     rpc_url: RpcOpt = None,
     escrow: EscrowOpt = None,
     json_out: JsonOpt = False,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
 ) -> None:
-    """Show a channel: deposit, settled, remaining, status."""
+    """Show a channel (deposit, settled, remaining, status), or without CHANNEL the proxy's
+    channels: deposits, spent, refundable, cost per million tokens."""
+    if channel is None:
+        print_proxy_status(state_dir, json_out)
+        return
     ctx = _context(network, rpc_url, escrow)
     ch = ctx.escrow.channel(parse_channel_id(channel))
     _print_channel(ch, int(_token_client(ctx, ch.token).call("decimals")), json_out)
@@ -204,15 +220,38 @@ def status_cmd(
 
 @app.command("close")
 def close_cmd(
-    channel: ChannelArg,
+    channel: OptionalChannelArg = None,
     network: NetworkOpt = "localnet",
     rpc_url: RpcOpt = None,
     escrow: EscrowOpt = None,
     keystore: KeystoreOpt = None,
     wallet: WalletOpt = None,
     dev_account: DevOpt = None,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    idle_for: Annotated[
+        float, typer.Option("--idle-for", help="Proxy channels unused this many seconds.")
+    ] = 300.0,
+    settle: Annotated[
+        bool,
+        typer.Option("--settle/--no-settle", help="Settle the receipts' sum before closing."),
+    ] = True,
 ) -> None:
-    """Request close: the miner keeps the grace period to settle, then `withdraw`."""
+    """Request close: the miner keeps the grace period to settle, then `withdraw`. Without
+    CHANNEL: the proxy's idle channels (settling what their receipts prove first), and
+    withdraw those whose grace period is over; run it again after the grace period."""
+    if channel is None:
+        close_proxy_channels(
+            state_dir=state_dir,
+            idle_for=idle_for,
+            settle=settle,
+            network=network,
+            rpc_url=rpc_url,
+            escrow=escrow,
+            keystore=keystore,
+            wallet=wallet,
+            dev_account=dev_account,
+        )
+        return
     ctx = _context(network, rpc_url, escrow)
     cid = parse_channel_id(channel)
     renter = _account(ctx, keystore, wallet, dev_account)

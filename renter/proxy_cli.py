@@ -1,0 +1,436 @@
+"""``latent renter proxy``, the proxy-aware ``latent renter status`` / ``close``, and
+``latent market``.
+
+Prices on the command line are whole tokens per token, the unit of the miners' ``/v1/models``
+``pricing`` (``--max-price 0.000005``); caps and deposits are whole tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chain.errors import ConfigError
+from chain.token import format_tokens, parse_token_amount
+from renter.config import ChannelConfig, ProxyConfig, SpendConfig
+from renter.ledger import ChannelRecord, LedgerStore
+
+log = logging.getLogger("latent.renter")
+
+DEFAULT_STATE_DIR = Path.home() / ".latent" / "renter"
+
+StateDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        envvar="LATENT_RENTER_STATE",
+        help="Proxy state: channel ledgers, receipts.jsonl, stats.json.",
+    ),
+]
+
+
+def parse_price(text: str) -> int:
+    """Whole tokens per token (``"0.000005"``) -> base units per token (>= 0)."""
+    try:
+        value = Decimal(text).scaleb(18)
+    except InvalidOperation:
+        raise ConfigError(f"price {text!r} is not a number of tokens") from None
+    if not value.is_finite() or value < 0 or value != value.to_integral_value():
+        raise ConfigError(f"price {text!r} must be >= 0 with at most 18 decimals")
+    return int(value)
+
+
+def proxy_config(
+    *,
+    state_dir: Path,
+    host: str,
+    port: int,
+    api_keys: list[str],
+    model: str | None,
+    max_price: str | None,
+    deposit: str,
+    top_up: str,
+    channels_per_miner: int,
+    spend_cap_hour: str | None,
+    spend_cap: str | None,
+    recheck_rate: float,
+    validators: list[str],
+    max_attempts: int,
+    request_timeout: float,
+    permit: bool,
+) -> ProxyConfig:
+    """The proxy's config from CLI values (checked)."""
+    config = ProxyConfig(
+        state_dir=state_dir,
+        host=host,
+        port=port,
+        api_keys=tuple(api_keys),
+        model=model,
+        max_price_per_token=parse_price(max_price) if max_price is not None else None,
+        recheck_rate=recheck_rate,
+        validators=tuple(v.rstrip("/") for v in validators),
+        max_attempts=max_attempts,
+        request_timeout_s=request_timeout,
+        channels=ChannelConfig(
+            deposit=parse_token_amount(deposit),
+            top_up=parse_token_amount(top_up),
+            per_miner=channels_per_miner,
+            use_permit=permit,
+        ),
+        spend=SpendConfig(
+            per_hour=parse_token_amount(spend_cap_hour) if spend_cap_hour else 0,
+            total=parse_token_amount(spend_cap) if spend_cap else 0,
+        ),
+    )
+    config.validate()
+    return config
+
+
+def proxy_command(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8080,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option("--api-key", help="Accepted client key (repeatable; off by default)."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only use miners serving this model.")
+    ] = None,
+    max_price: Annotated[
+        str | None,
+        typer.Option("--max-price", help="Highest price per token, whole tokens (0.000005)."),
+    ] = None,
+    deposit: Annotated[
+        str, typer.Option("--deposit", help="Deposit of each new channel (whole tokens).")
+    ] = "1",
+    top_up: Annotated[str, typer.Option("--top-up", help="Top-up amount (whole tokens).")] = "1",
+    channels_per_miner: Annotated[
+        int, typer.Option("--channels-per-miner", help="Concurrent requests per miner.")
+    ] = 4,
+    spend_cap_hour: Annotated[
+        str | None, typer.Option("--spend-cap-hour", help="Most spent per rolling hour.")
+    ] = None,
+    spend_cap: Annotated[
+        str | None, typer.Option("--spend-cap", help="Most spent in total (state dir).")
+    ] = None,
+    recheck_rate: Annotated[
+        float, typer.Option("--recheck-rate", help="Share of answers sent to validators.")
+    ] = 0.05,
+    validator: Annotated[
+        list[str] | None,
+        typer.Option("--validator", help="Validator URL for re-checks (repeatable)."),
+    ] = None,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Miners per request.")] = 3,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", help="Seconds per answer / between chunks.")
+    ] = 60.0,
+    permit: Annotated[
+        bool, typer.Option("--permit/--approve", help="Open channels with ERC-2612 permits.")
+    ] = True,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    network: Annotated[str, typer.Option("--network", "-n")] = "localnet",
+    rpc_url: Annotated[str | None, typer.Option("--rpc-url")] = None,
+    escrow: Annotated[str | None, typer.Option("--escrow", help="PaymentEscrow address.")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Payment token address.")] = None,
+    metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
+    keystore: Annotated[Path | None, typer.Option("--keystore")] = None,
+    wallet: Annotated[str | None, typer.Option("--wallet")] = None,
+    dev_account: Annotated[int | None, typer.Option("--dev-account")] = None,
+) -> None:
+    """Serve an OpenAI-compatible endpoint that pays miners per token (Ctrl-C stops)."""
+    from deploy.target import open_target
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per miner call is noise
+    config = proxy_config(
+        state_dir=state_dir,
+        host=host,
+        port=port,
+        api_keys=api_key or [],
+        model=model,
+        max_price=max_price,
+        deposit=deposit,
+        top_up=top_up,
+        channels_per_miner=channels_per_miner,
+        spend_cap_hour=spend_cap_hour,
+        spend_cap=spend_cap,
+        recheck_rate=recheck_rate,
+        validators=validator or [],
+        max_attempts=max_attempts,
+        request_timeout=request_timeout,
+        permit=permit,
+    )
+    chain = open_target(network, rpc_url)
+    escrow_address = chain.address("PaymentEscrow", escrow, flag="escrow")
+    token_address = chain.address("SubnetToken", token, flag="token")
+    graph_address = chain.address("Metagraph", metagraph, flag="metagraph")
+    renter = chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
+    try:  # uvloop (shipped with uvicorn[standard]) is the loop uvicorn itself would pick
+        import uvloop
+    except ImportError:  # pragma: no cover
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(
+            serve_proxy_forever(
+                config,
+                w3=chain.w3,
+                escrow=escrow_address,
+                token=token_address,
+                metagraph=graph_address,
+                renter=renter,
+            )
+        )
+
+
+async def serve_proxy_forever(
+    config: ProxyConfig, *, w3: Any, escrow: str, token: str, metagraph: str, renter: Any
+) -> None:
+    """Build the proxy from its parts and serve it with uvicorn in this loop."""
+    import httpx
+    import uvicorn
+
+    from chain.escrow import EscrowClient
+    from chain.metagraph import MetagraphReader
+    from chain.token import SubnetTokenClient
+    from renter.app import create_proxy_app
+    from renter.funding import EscrowFunder
+    from renter.market import MetagraphMinerSource
+    from renter.proxy import RenterProxy
+
+    escrow_client = EscrowClient(w3, escrow)
+    token_client = SubnetTokenClient(w3, token)
+    funder = await asyncio.to_thread(
+        EscrowFunder, escrow_client, token_client, renter, use_permit=config.channels.use_permit
+    )
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits) as http:
+        proxy = RenterProxy(
+            config,
+            source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
+            funder=funder,
+            http=http,
+            store=LedgerStore(config.state_dir),
+        )
+        app = create_proxy_app(proxy)
+        log.info(
+            "renter %s: OpenAI base URL http://%s:%d/v1 (state in %s)",
+            renter.address,
+            config.host,
+            config.port,
+            config.state_dir,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="on")
+        )
+        await server.serve()
+
+
+# ---------------------------------------------------------------------- status
+
+
+def summarise(records: list[ChannelRecord], receipts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the proxy's books (amounts in base units)."""
+    spent = sum(r.owed for r in records)
+    tokens = sum(r.prompt_tokens + r.completion_tokens for r in records)
+    live = [r for r in records if r.status != "closed"]
+    hour_ago = time.time() - 3600
+    return {
+        "channels": len(records),
+        "open": sum(1 for r in records if r.status == "open"),
+        "deposits": sum(r.deposit for r in live),
+        "spent": spent,
+        "spent_last_hour": sum(
+            int(e.get("price", 0)) for e in receipts if float(e.get("time", 0)) >= hour_ago
+        ),
+        "refundable": sum(r.available for r in live),
+        "requests": sum(r.requests for r in records),
+        "tokens": tokens,
+        "cost_per_million_tokens": (spent * 10**6 // tokens) if tokens else None,
+    }
+
+
+def print_proxy_status(state_dir: Path, json_out: bool) -> None:
+    """``latent renter status`` without a channel: the proxy's channels and spending."""
+    store = LedgerStore(state_dir)
+    records = store.load_channels()
+    totals = summarise(records, store.read_receipts())
+    if json_out:
+        payload = {
+            "state_dir": str(state_dir),
+            "channels": [
+                {**r.to_json(), "refundable": str(r.available) if r.status != "closed" else "0"}
+                for r in records
+            ],
+            "totals": {k: (str(v) if isinstance(v, int) else v) for k, v in totals.items()},
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    console = Console()
+    if not records:
+        console.print(f"no channels in {state_dir} (start `latent renter proxy`)")
+        return
+    table = Table(
+        "channel", "miner", "status", "deposit", "spent", "refundable", "requests", "tokens"
+    )
+    for r in records:
+        table.add_row(
+            f"0x{r.channel_id.hex()[:12]}…",
+            f"{r.miner[:10]}…",
+            r.status + (f" ({r.note})" if r.note else ""),
+            format_tokens(r.deposit, places=6),
+            format_tokens(r.owed, places=6),
+            format_tokens(r.available if r.status != "closed" else 0, places=6),
+            str(r.requests),
+            str(r.prompt_tokens + r.completion_tokens),
+        )
+    console.print(table)
+    per_m = totals["cost_per_million_tokens"]
+    console.print(
+        f"spent {format_tokens(totals['spent'], places=6)} "
+        f"(last hour {format_tokens(totals['spent_last_hour'], places=6)}), "
+        f"refundable {format_tokens(totals['refundable'], places=6)}, "
+        f"{totals['tokens']} tokens in {totals['requests']} requests, "
+        + (f"{format_tokens(per_m, places=6)} per million tokens" if per_m is not None else "")
+    )
+
+
+# ---------------------------------------------------------------------- close
+
+
+def close_proxy_channels(
+    *,
+    state_dir: Path,
+    idle_for: float,
+    settle: bool,
+    network: str,
+    rpc_url: str | None,
+    escrow: str | None,
+    keystore: Path | None,
+    wallet: str | None,
+    dev_account: int | None,
+) -> None:
+    """``latent renter close`` without a channel (see ``renter.closing``)."""
+    from chain.escrow import EscrowClient
+    from chain.token import SubnetTokenClient
+    from deploy.target import open_target
+    from renter.closing import close_channels
+    from renter.funding import EscrowFunder
+
+    store = LedgerStore(state_dir)
+    records = store.load_channels()
+    if not records:
+        print(f"no channels in {state_dir}")
+        return
+    chain = open_target(network, rpc_url)
+    escrow_address = chain.address("PaymentEscrow", escrow or records[0].escrow, flag="escrow")
+    renter = chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
+    funder = EscrowFunder(
+        EscrowClient(chain.w3, escrow_address),
+        SubnetTokenClient(chain.w3, records[0].token),
+        renter,
+    )
+    for action in close_channels(store, funder, idle_s=idle_for, settle=settle):
+        amount = f" {format_tokens(action.amount)}" if action.amount else ""
+        detail = f" ({action.detail})" if action.detail else ""
+        print(f"0x{action.channel_id.hex()}: {action.action}{amount}{detail}")
+
+
+# ---------------------------------------------------------------------- market
+
+
+def market_rows(offers: list[Any], stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One JSON row per offer, with the proxy's observed figures for its miner."""
+    rows = []
+    for offer in sorted(offers, key=lambda o: (o.model, o.price_completion, o.price_prompt)):
+        seen = stats.get(offer.hotkey, {})
+        rows.append(
+            {
+                "uid": offer.uid,
+                "hotkey": offer.hotkey,
+                "endpoint": offer.endpoint,
+                "model": offer.model,
+                "context_length": offer.context_length,
+                "pricing": {
+                    "prompt": format_tokens(offer.price_prompt),
+                    "completion": format_tokens(offer.price_completion),
+                },
+                "incentive": offer.incentive / 65535,
+                "tokens_per_s": seen.get("tokens_per_s"),
+                "ttft_s": seen.get("ttft_s"),
+                "latency_s": seen.get("latency_s"),
+                "probe_ms": round(offer.probe_s * 1000, 2),
+                "dropped": seen.get("dropped", False),
+            }
+        )
+    return rows
+
+
+def market_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    network: Annotated[str, typer.Option("--network", "-n")] = "localnet",
+    rpc_url: Annotated[str | None, typer.Option("--rpc-url")] = None,
+    metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
+) -> None:
+    """Serving miners: model, price per token, context, incentive, measured speed."""
+    import httpx
+
+    from chain.metagraph import MetagraphReader
+    from deploy.target import open_target
+    from renter.market import MetagraphMinerSource
+
+    chain = open_target(network, rpc_url)
+    reader = MetagraphReader(chain.w3, chain.address("Metagraph", metagraph, flag="metagraph"))
+
+    async def read() -> list[Any]:
+        async with httpx.AsyncClient() as http:
+            return await MetagraphMinerSource(reader, http).offers()
+
+    rows = market_rows(asyncio.run(read()), LedgerStore(state_dir).load_stats())
+    if json_out:
+        print(json.dumps({"miners": rows}, indent=2))
+        return
+    table = Table(
+        "uid", "hotkey", "model", "prompt/tok", "completion/tok", "context", "incentive",
+        "tok/s", "TTFT ms", "probe ms",
+    )  # fmt: skip
+    for row in rows:
+        tps, ttft = row["tokens_per_s"], row["ttft_s"]
+        table.add_row(
+            str(row["uid"]),
+            row["hotkey"][:10] + "…",
+            row["model"],
+            row["pricing"]["prompt"],
+            row["pricing"]["completion"],
+            str(row["context_length"]),
+            f"{row['incentive']:.4f}",
+            f"{tps:.1f}" if tps else "-",
+            f"{ttft * 1000:.1f}" if ttft else "-",
+            f"{row['probe_ms']:.1f}",
+        )
+    Console().print(table)
+    if not rows:
+        Console().print("no miner publishes an endpoint that answers /v1/models")
+
+
+__all__ = [
+    "close_proxy_channels",
+    "market_command",
+    "market_rows",
+    "parse_price",
+    "print_proxy_status",
+    "proxy_command",
+    "proxy_config",
+    "summarise",
+]

@@ -1,0 +1,162 @@
+"""The proxy's commands as a user runs them (``python -m latent ...``): ``latent market``
+while miners serve, ``latent renter status`` and ``latent renter close`` over the proxy's
+state directory; and the pure parts behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from market_env import Env, run_market
+from web3 import Web3
+
+from chain.node import increase_time, mine
+from chain.token import SubnetTokenClient
+from miner.engine import InferenceEngine
+from renter.ledger import ChannelRecord
+from renter.proxy_cli import parse_price, summarise
+
+
+async def latent(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "latent",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def test_market_status_and_close_commands(
+    w3: Web3,
+    token: SubnetTokenClient,
+    accounts: list[LocalAccount],
+    fresh_chain: Web3,
+    proxy_engine: InferenceEngine,
+    tmp_path: Path,
+) -> None:
+    rpc = w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    state = tmp_path / "renter-state"
+
+    async def scenario(env: Env) -> None:
+        await env.start_proxy()
+        for i in range(2):
+            await env.client().completions.create(
+                model="tiny", prompt=f"cli {i}", max_tokens=5, temperature=0
+            )
+        await env.stop_proxy()  # writes stats.json for the market view
+        code, out, err = await latent(
+            "market",
+            "--json",
+            "--rpc-url",
+            rpc,
+            "--metagraph",
+            env.contracts.graph.address,
+            "--state-dir",
+            str(state),
+        )
+        assert code == 0, err
+        rows = json.loads(out)["miners"]
+        assert [r["hotkey"] for r in rows] == [accounts[2].address, accounts[3].address]
+        cheap = rows[0]
+        assert cheap["pricing"] == {"prompt": "0.000001", "completion": "0.000003"}
+        assert cheap["model"] == "tiny" and cheap["context_length"] > 0
+        assert cheap["tokens_per_s"] > 0 and cheap["latency_s"] > 0  # measured by the proxy
+        assert rows[1]["tokens_per_s"] is None  # never used: nothing measured
+
+    env = run_market(w3, token, accounts, proxy_engine, tmp_path, scenario)
+    assert env.state_dir == state
+
+    async def after() -> None:
+        code, out, err = await latent("renter", "status", "--json", "--state-dir", str(state))
+        assert code == 0, err
+        status = json.loads(out)
+        totals = status["totals"]
+        spent = sum(r.owed for r in env.store.load_channels())
+        assert totals["spent"] == str(spent) and int(totals["requests"]) == 2
+        assert int(totals["refundable"]) == int(totals["deposits"]) - spent
+        assert int(totals["cost_per_million_tokens"]) > 0
+        code, out, err = await latent("renter", "status", "--state-dir", str(state))
+        assert code == 0 and "per million tokens" in out, err
+
+        close = (
+            "renter",
+            "close",
+            "--state-dir",
+            str(state),
+            "--rpc-url",
+            rpc,
+            "--dev-account",
+            "1",
+            "--idle-for",
+            "0",
+        )
+        code, out, err = await latent(*close)
+        assert code == 0, err
+        assert "close requested" in out
+        increase_time(w3, env.contracts.escrow.grace_period() + 1)
+        mine(w3)
+        code, out, err = await latent(*close)
+        assert code == 0, err
+        assert "withdrawn" in out
+        assert all(r.status == "closed" for r in env.store.load_channels())
+
+    asyncio.run(after())
+
+
+def test_proxy_help_lists_its_flags() -> None:
+    async def main() -> None:
+        code, out, _ = await latent("renter", "proxy", "--help")
+        assert code == 0
+        for flag in ("--max-price", "--api-key", "--validator", "--recheck-rate", "--spend-cap"):
+            assert flag in out
+
+    asyncio.run(main())
+
+
+def test_prices_parse_in_whole_tokens_per_token() -> None:
+    assert parse_price("0.000005") == 5 * 10**12
+    assert parse_price("0") == 0
+
+
+def test_summary_counts_cost_per_million_tokens() -> None:
+    record = ChannelRecord(
+        channel_id=b"\x01" * 32,
+        miner="0x" + "11" * 20,
+        endpoint="http://m",
+        escrow="0x" + "22" * 20,
+        token="0x" + "33" * 20,
+        chain_id=1,
+        salt=b"\x00" * 32,
+        deposit=10**18,
+        owed=3 * 10**12,
+        requests=1,
+        prompt_tokens=2,
+        completion_tokens=1,
+    )
+    totals = summarise([record], [])
+    assert totals["cost_per_million_tokens"] == 10**18
+    assert totals["refundable"] == 10**18 - 3 * 10**12
+
+
+def test_bench_proxy_reports_overhead_and_throughput(tmp_path: Path) -> None:
+    """``latent bench proxy`` end to end at small sizes (figures not judged here)."""
+    from latent.bench_proxy import run_proxy_bench
+    from miner.server import run_async
+
+    report = run_async(run_proxy_bench(requests=4, concurrency=2, max_tokens=2))
+    latency = report["latency_c1"]
+    assert latency["direct_p50_ms"] > 0 and latency["proxy_p50_ms"] > 0
+    assert latency["in_proxy_p50_ms"] is not None and latency["in_proxy_p50_ms"] >= 0
+    throughput = report["throughput_c2"]
+    assert throughput["direct_rps"] > 0 and throughput["proxy_rps"] > 0
+    assert int(report["proxy_spent_base_units"]) > 0
+    assert set(report["targets"]) >= {"added_p50_met", "throughput_met"}
