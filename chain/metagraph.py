@@ -401,7 +401,7 @@ class MetagraphClient(MetagraphReader):
             if isinstance(hotkey, str):
                 raise ConfigError(
                     f"registering {address} for coldkey {coldkey.address} needs the hotkey's "
-                    "consent: sign it with the hotkey (`latent register consent`) and pass it "
+                    "consent: sign it with the hotkey (`latent consent`) and pass it "
                     "(--hotkey-consent), or sign with the hotkey here"
                 )
             consent = self.sign_consent(hotkey, coldkey.address)

@@ -81,7 +81,7 @@ async def run_proxy_bench(
         work = Path(tmp)
         w3 = node.web3()
         contracts = await asyncio.to_thread(deploy_market, w3, owner)
-        await asyncio.to_thread(register_miners, contracts, owner, coldkey, [miner.address])
+        await asyncio.to_thread(register_miners, contracts, owner, coldkey, [miner])
         for who in (renter, direct_renter):
             contracts.token.mint(who.address, 1000 * ONE, sender=owner)
         path = model_dir or build_tiny_model(work / "model", seed=0)

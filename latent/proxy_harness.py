@@ -22,7 +22,8 @@ from chain.token import SubnetTokenClient
 from chain.vouchers import VoucherBook
 from miner.config import MinerConfig, PaymentConfig, PricingConfig, ServerConfig
 from miner.payment import EscrowChannelReader, PaymentGate
-from miner.server import Engine, create_app, serve_in_loop
+from miner.server import Engine, create_app
+from protocol.serving import serve_in_loop
 from renter.app import create_proxy_app
 from renter.config import ProxyConfig
 from renter.funding import EscrowFunder
@@ -88,12 +89,16 @@ class Market:
 
 
 def register_miners(
-    contracts: MarketContracts, owner: LocalAccount, coldkey: LocalAccount, hotkeys: list[str]
+    contracts: MarketContracts,
+    owner: LocalAccount,
+    coldkey: LocalAccount,
+    hotkeys: list[LocalAccount],
 ) -> None:
-    """Register each hotkey (coldkey pays the burn; ``owner`` mints it the tokens)."""
+    """Register each hotkey (coldkey pays the burn; ``owner`` mints it the tokens; each
+    hotkey signs its consent)."""
     contracts.token.mint(coldkey.address, 1000 * 10**18, sender=owner)
     for hotkey in hotkeys:
-        if contracts.graph.uid_of(hotkey) is None:
+        if contracts.graph.uid_of(hotkey.address) is None:
             contracts.graph.register(coldkey, hotkey, "")
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chain.errors import LatentError
+from chain.jsonfile import write_json_atomic
 
 LEDGER_SCHEMA = 1
 
@@ -45,21 +45,6 @@ ChannelStatus = Literal["open", "retired", "closing", "closed"]
 
 class LedgerError(LatentError):
     """A ledger file is unreadable, of another schema, or inconsistent."""
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as JSON to ``path`` (temp file in the same folder, fsync, replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -254,5 +239,4 @@ __all__ = [
     "LedgerStore",
     "SpendMeter",
     "updated",
-    "write_json_atomic",
 ]

@@ -116,7 +116,7 @@ def run_market(
         MinerSpec(accounts[2], CHEAP),
         MinerSpec(accounts[3], DEAR),
     ]
-    register_miners(contracts, owner, accounts[5], [s.hotkey.address for s in specs])
+    register_miners(contracts, owner, accounts[5], [s.hotkey for s in specs])
     token.mint(renter.address, RENTER_FUNDS, sender=owner)
     state_dir = tmp_path / "renter-state"
 

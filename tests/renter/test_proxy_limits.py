@@ -26,8 +26,8 @@ from chain.receipts import verify_receipt
 from chain.token import SubnetTokenClient
 from latent.proxy_harness import MinerSpec
 from miner.engine import InferenceEngine
-from miner.server import serve_in_loop
 from protocol.recheck import RecheckSubmission
+from protocol.serving import serve_in_loop
 from renter.config import ChannelConfig, SpendConfig
 from renter.selection import MinerHealth
 
