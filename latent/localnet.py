@@ -382,6 +382,7 @@ def summary_json(
         "cheater_zero_s": progress.cheater_zero_s,
         "requests_ok": progress.requests_ok,
         "requests_failed": progress.requests_failed,
+        "last_request_error": progress.last_error,
         "neurons": [
             {
                 "uid": n.uid,
@@ -538,18 +539,20 @@ async def _run_roles(
     by_role = {n.role: n for n in neurons}
     start_block = w3.eth.block_number
     with Supervisor() as supervisor:
-        for process in processes:
-            supervisor.start(process)
-            if process.name in by_role:
-                by_role[process.name].process = process
-        renter_proc = next((p for p in processes if p.name == "renter-proxy"), None)
-        if renter_proc is not None:
-            by_role["renter"].process = renter_proc
+        # Neurons first; the renter's proxy once miners answer (it discovers them then).
+        neurons_first = [p for p in processes if p.name != "renter-proxy"]
+        proxy = [p for p in processes if p.name == "renter-proxy"]
+        for group in (neurons_first, proxy):
+            for process in group:
+                supervisor.start(process)
+                owner = "renter" if process.name == "renter-proxy" else process.name
+                if owner in by_role:
+                    by_role[owner].process = process
+            await asyncio.to_thread(wait_all_ready, group, 240.0)
         if not config.json_out:
             console.print(
                 f"started {len(processes)} processes; logs in {processes[0].log_path.parent}"
             )
-        await asyncio.to_thread(wait_all_ready, processes, 180.0)
         async with contextlib.AsyncExitStack() as stack:
             dash_url = await stack.enter_async_context(
                 serve_dashboard(

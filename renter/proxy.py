@@ -231,12 +231,22 @@ class RenterProxy:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await asyncio.to_thread(self._store.save_stats, self.stats())
 
+    def _refresh_due(self) -> bool:
+        # With no miner found yet (a subnet still starting), look again every few seconds.
+        interval = (
+            self.config.refresh_interval_s
+            if self.offers
+            else min(3.0, self.config.refresh_interval_s)
+        )
+        return self._clock() - self._refreshed_at >= interval
+
     async def refresh(self, *, force: bool = False) -> None:
-        """Re-read the miner list when it is older than ``refresh_interval_s``."""
-        if not force and self._clock() - self._refreshed_at < self.config.refresh_interval_s:
+        """Re-read the miner list when it is older than ``refresh_interval_s`` (3 s while no
+        miner answers)."""
+        if not force and not self._refresh_due():
             return
         async with self._refresh_lock:
-            if not force and self._clock() - self._refreshed_at < self.config.refresh_interval_s:
+            if not force and not self._refresh_due():
                 return
             try:
                 offers = await self._source.offers()
