@@ -42,7 +42,7 @@ from rich.live import Live
 from rich.table import Table
 from web3 import Web3
 
-from chain.client import connect
+from chain.client import Contract, connect
 from chain.epoch import EpochClient
 from chain.errors import ConfigError, LatentError
 from chain.escrow import EscrowClient
@@ -332,6 +332,74 @@ def _settled_by_miner(escrow: EscrowClient, from_block: int) -> dict[str, int]:
         if miner is not None:
             paid[miner] = paid.get(miner, 0) + int(log["amount"])
     return paid
+
+
+def _close_renter(renter: Neuron, w3: Web3, console: Console, quiet: bool) -> None:
+    """``latent renter close`` on the proxy's channels (idle now), as a user would run it."""
+    import subprocess
+
+    assert renter.process is not None
+    state = renter.process.log_path.parent.parent / "renter"
+    argv = latent_command(
+        "renter", "close", "--state-dir", str(state), "--idle-for", "0",
+        "--dev-account", str(renter.account_index),
+        "--rpc-url", w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+    )  # fmt: skip
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, **renter.process.env}, check=False
+    )
+    if not quiet:
+        console.print(done.stdout.strip() or done.stderr.strip())
+    if done.returncode:
+        console.print(f"[yellow]renter close: {done.stderr.strip()[-300:]}[/]")
+
+
+def state_dir_of(neurons: list[Neuron]) -> Path | None:
+    """The state directory the renter proxy writes to (its process log's parent)."""
+    renter = next((n for n in neurons if n.role == "renter"), None)
+    if renter is None or renter.process is None:
+        return None
+    return renter.process.log_path.parent.parent / "renter"
+
+
+def _accounting(
+    epoch: EpochClient,
+    escrow: EscrowClient,
+    graph: Metagraph,
+    from_block: int,
+    renter: str,
+    renter_state: Path | None,
+) -> dict[str, Any]:
+    """Checks anyone can redo from the chain: tokens minted and fees collected by the epochs
+    against what they credited (nobody claims on a localnet, so all of it is still owed), and
+    the renter's channels: settled on-chain against the receipts its proxy holds."""
+    yuma = epoch.contract
+    minted = fees = 0
+    for log in yuma.logs("EpochStarted", from_block, "latest"):
+        minted += int(log["minted"])
+        fees += int(log["fees"])
+    owner = Contract(escrow.w3, "Metagraph", graph.address).call("owner")
+    credited = sum(epoch.claimable(a) for a in {*graph.hotkeys, owner})
+    settled = deposited = 0
+    for log in escrow.logs("ChannelOpened", from_block, "latest"):
+        if log["renter"] == renter:
+            ch = escrow.channel(bytes(log["channelId"]))
+            settled += ch.settled
+            deposited += ch.deposit
+    receipts = 0
+    if renter_state is not None and (renter_state / "receipts.jsonl").is_file():
+        for line in (renter_state / "receipts.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError, KeyError):
+                receipts += int(json.loads(line)["price"])
+    return {
+        "minted_wei": minted,
+        "fees_wei": fees,
+        "credited_wei": credited,
+        "reserved_wei": epoch.reserved(),
+        "renter_deposited_wei": deposited,
+        "renter_settled_wei": settled,
+        "renter_receipts_wei": receipts,
+    }
 
 
 def metagraph_table(
@@ -660,14 +728,23 @@ async def _watch(
                 live.update(_live_table(progress, neurons, block, next_epoch))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+    renter = next(n for n in neurons if n.role == "renter")
+    if config.epochs is not None and renter.process is not None:
+        # A finite run ends like a renter would: stop the proxy, settle exactly what its
+        # receipts prove, request close (the accounting below then balances to the unit).
+        await asyncio.to_thread(renter.process.stop)
+        await asyncio.to_thread(_close_renter, renter, w3, console, config.json_out)
     snap = await asyncio.to_thread(graph.snapshot)
     quality = await asyncio.to_thread(_validator_status, validator_urls)
     paid = await asyncio.to_thread(_settled_by_miner, escrow, start_block)
+    accounts = await asyncio.to_thread(
+        _accounting, epoch, escrow, snap, start_block, renter.account.address, state_dir_of(neurons)
+    )
     summary = summary_json(
         snap, roles, quality, paid, progress,
         {"dashboard": dash_url, "rpc_url": w3.provider.endpoint_uri,  # type: ignore[attr-defined]
          "pids": [p.proc.pid for p in supervisor.processes if p.proc is not None],
-         "exit_code": exit_code},
+         "exit_code": exit_code, **accounts},
     )  # fmt: skip
     if config.json_out:
         print(json.dumps(summary, indent=2))
