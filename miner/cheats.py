@@ -82,9 +82,10 @@ __all__ = [
 HONEST = "honest"
 #: Noise std of the ``perturbed-layer`` cheat, relative to the perturbed matrix's std.
 PERTURBATION_REL_STD = 0.01
-#: Default added latency of the ``slow`` cheat.
+#: Default added latency of the ``slow`` cheat: 50 ms to the first token, then at most 100
+#: tokens/s per request (deltas are held back; the engine keeps decoding meanwhile).
 SLOW_TTFT_DELAY_S = 0.05
-SLOW_PER_TOKEN_DELAY_S = 0.004
+SLOW_PER_TOKEN_DELAY_S = 0.01
 
 
 # ---------------------------------------------------------------------------------------------

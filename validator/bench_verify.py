@@ -165,18 +165,22 @@ def run_verify_bench(
 
     challenges = challenge_requests(seed, mix_checks, tokenizer)
     answered, _ = asyncio.run(serve_challenges(engine, challenges, (16,)))
-    t0 = time.perf_counter()
+    passes: list[float] = []
     ok = 0
-    for challenge, (_, result) in zip(challenges, answered, strict=True):
-        ok += verify_inference(
-            reference,
-            challenge.prompt_token_ids,
-            result.output_token_ids,
-            challenge.params,
-            result.proof,
-            seed=result.seed,
-        ).ok
-    mix_s = time.perf_counter() - t0
+    for _ in range(repeats):  # best pass, as above
+        t0 = time.perf_counter()
+        ok = 0
+        for challenge, (_, result) in zip(challenges, answered, strict=True):
+            ok += verify_inference(
+                reference,
+                challenge.prompt_token_ids,
+                result.output_token_ids,
+                challenge.params,
+                result.proof,
+                seed=result.seed,
+            ).ok
+        passes.append(time.perf_counter() - t0)
+    mix_s = min(passes)
     worst = max(r["verify_over_generate"] for r in rows)
     return {
         "model": _describe(model_dir, reference, preset),
