@@ -248,12 +248,12 @@ def _role_commands(
             )
         )
     for validator, payer, url in zip(validators, payers, validator_urls, strict=True):
-        port = url.rsplit(":", 1)[1]
+        vport = url.rsplit(":", 1)[1]
         argv = latent_command(
             "validator", "run", "--model", model, "--model-id", "tiny",
             "--dev-account", str(validator.account_index),
             "--payer-dev-account", str(payer.account_index),
-            "--rpc-url", rpc_url, "--port", port,
+            "--rpc-url", rpc_url, "--port", vport,
             "--state", str(state_dir / validator.role / "state.json"),
             "--round-interval", "4", "--timeout", "30", "--deposit", "5",
         )  # fmt: skip
@@ -604,7 +604,7 @@ async def _run_roles(
     graph = MetagraphClient(w3, manifest.address("Metagraph"))
     epoch = EpochClient(w3, manifest.address("YumaConsensus"))
     escrow = EscrowClient(w3, manifest.address("PaymentEscrow"))
-    roles = {n.account.address: n.role + (f" ({n.cheat})" if n.cheat else "") for n in neurons}
+    roles = {str(n.account.address): n.role + (f" ({n.cheat})" if n.cheat else "") for n in neurons}
     by_role = {n.role: n for n in neurons}
     start_block = w3.eth.block_number
     with Supervisor() as supervisor:
