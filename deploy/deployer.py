@@ -21,14 +21,14 @@ from web3 import Web3
 from chain.client import Contract, deploy_contract
 from chain.compile import Artifact, all_artifacts, compiler_version
 from chain.errors import ConfigError, LatentError, TransactionFailed
-from deploy.manifest import (
+from chain.manifest import (
     DEPLOYMENTS_DIR,
     DeployedContract,
     Manifest,
     load_manifest,
     save_manifest,
 )
-from deploy.networks import Network
+from chain.networks import Network
 
 
 @dataclass

@@ -174,9 +174,9 @@ def deploy_cmd(
     """Deploy the contracts (idempotent) and record them in deploy/deployments/NETWORK.json."""
     from chain.client import connect
     from chain.keys import read_address, resolve_account
+    from chain.manifest import manifest_path
+    from chain.networks import get_network
     from deploy.deployer import deploy_plan, estimate_plan
-    from deploy.manifest import manifest_path
-    from deploy.networks import get_network
 
     net = get_network(network, rpc_url=rpc_url)
     w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)

@@ -48,13 +48,13 @@ from chain.epoch import EpochClient
 from chain.errors import ConfigError, LatentError
 from chain.escrow import EscrowClient
 from chain.keys import dev_accounts
+from chain.manifest import DEPLOYMENTS_DIR, Manifest
 from chain.metagraph import HyperParam, Metagraph, MetagraphClient
+from chain.networks import get_network
 from chain.node import AnvilNode, find_anvil, free_port, port_is_free
 from chain.paths import MODELS_DIR
 from chain.token import format_tokens
 from deploy.deployer import deploy_plan
-from deploy.manifest import DEPLOYMENTS_DIR, Manifest
-from deploy.networks import get_network
 from latent.processes import (
     RoleProcess,
     StateDirLock,

@@ -22,8 +22,8 @@ from rich.table import Table
 
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
+from chain.target import ChainTarget, open_target
 from chain.token import format_tokens, parse_token_amount
-from deploy.target import ChainTarget, open_target
 
 app = typer.Typer(help="Neurons: registration, stake, metagraph, weights.", no_args_is_help=True)
 stake_app = typer.Typer(help="Bond tokens to a hotkey, unbond, claim.", no_args_is_help=True)

@@ -56,7 +56,7 @@ def _resolve_chain(
     token: str | None,
     metagraph: str | None,
 ) -> _Chain:
-    from deploy.target import open_target
+    from chain.target import open_target
 
     chain = open_target(network, rpc_url)  # fails fast on a wrong endpoint
     net = chain.network

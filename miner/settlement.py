@@ -314,7 +314,7 @@ def settle_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Settle the newest voucher of each channel (skipping those not worth their gas) and claim."""
-    from deploy.target import open_target
+    from chain.target import open_target
 
     if not vouchers.exists():
         raise LatentError(

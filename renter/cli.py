@@ -19,8 +19,8 @@ from web3 import Web3
 
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
+from chain.target import ChainTarget, open_target
 from chain.token import format_tokens, parse_token_amount
-from deploy.target import ChainTarget, open_target
 from renter.proxy_cli import (
     DEFAULT_STATE_DIR,
     StateDirOpt,

@@ -147,7 +147,7 @@ def proxy_command(
     dev_account: Annotated[int | None, typer.Option("--dev-account")] = None,
 ) -> None:
     """Serve an OpenAI-compatible endpoint that pays miners per token (Ctrl-C stops)."""
-    from deploy.target import open_target
+    from chain.target import open_target
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per miner call is noise
@@ -322,8 +322,8 @@ def close_proxy_channels(
 ) -> None:
     """``latent renter close`` without a channel (see ``renter.closing``)."""
     from chain.escrow import EscrowClient
+    from chain.target import open_target
     from chain.token import SubnetTokenClient
-    from deploy.target import open_target
     from renter.closing import close_channels
     from renter.funding import EscrowFunder
 
@@ -387,7 +387,7 @@ def market_command(
     import httpx
 
     from chain.metagraph import MetagraphReader
-    from deploy.target import open_target
+    from chain.target import open_target
     from renter.market import MetagraphMinerSource
 
     chain = open_target(network, rpc_url)

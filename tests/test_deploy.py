@@ -9,9 +9,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.compile import Artifact
+from chain.manifest import manifest_path
+from chain.networks import Network, get_network
 from deploy.deployer import PLAN, ContractSpec, deploy_plan, estimate_plan
-from deploy.manifest import manifest_path
-from deploy.networks import Network, get_network
 
 
 def _localnet(w3: Web3) -> Network:

@@ -6,10 +6,10 @@ import pytest
 from web3 import Web3
 
 from chain.errors import ConfigError
+from chain.manifest import Manifest
+from chain.networks import get_network
+from chain.target import ChainTarget
 from chain.token import SubnetTokenClient
-from deploy.manifest import Manifest
-from deploy.networks import get_network
-from deploy.target import ChainTarget
 
 
 def _target(w3: Web3, manifest: Manifest) -> ChainTarget:

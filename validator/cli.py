@@ -108,8 +108,8 @@ def run(
 ) -> None:
     """Score every serving miner each round, commit and reveal weights, run due epochs."""
     from chain.keys import resolve_account
+    from chain.target import open_target
     from chain.token import parse_token_amount
-    from deploy.target import open_target
     from validator.service import ValidatorConfig
 
     if not 0 <= port <= 65535:

@@ -20,7 +20,7 @@ async def _serve(
     validators: list[str],
     refresh_s: float,
 ) -> None:
-    from deploy.target import open_target
+    from chain.target import open_target
     from latent.dashboard.app import serve_dashboard
 
     target = await asyncio.to_thread(open_target, network, rpc_url)

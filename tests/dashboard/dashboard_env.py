@@ -19,9 +19,9 @@ from chain.client import Contract
 from chain.epoch import EpochClient
 from chain.escrow import EscrowClient
 from chain.metagraph import MetagraphClient
+from chain.networks import Network, get_network
 from chain.vouchers import sign_voucher
 from deploy.deployer import deploy_plan
-from deploy.networks import Network, get_network
 from latent.gas.yuma import Subnet
 
 TOKEN = 10**18

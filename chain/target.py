@@ -13,8 +13,8 @@ from web3 import Web3
 from chain.client import connect
 from chain.errors import ConfigError
 from chain.keys import resolve_account
-from deploy.manifest import Manifest, load_manifest
-from deploy.networks import Network, get_network
+from chain.manifest import Manifest, load_manifest
+from chain.networks import Network, get_network
 
 
 @dataclass(frozen=True)
