@@ -17,6 +17,7 @@ from web3 import Web3
 
 from chain.client import deploy_contract
 from chain.escrow import EscrowClient
+from chain.funding import EscrowFunder
 from chain.metagraph import MetagraphClient
 from chain.token import SubnetTokenClient
 from chain.vouchers import VoucherBook
@@ -26,7 +27,6 @@ from miner.server import Engine, create_app
 from protocol.serving import serve_in_loop
 from renter.app import create_proxy_app
 from renter.config import ProxyConfig
-from renter.funding import EscrowFunder
 from renter.ledger import LedgerStore
 from renter.market import MetagraphMinerSource
 from renter.proxy import RenterProxy

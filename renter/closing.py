@@ -23,7 +23,7 @@ from renter.ledger import ChannelRecord, LedgerStore, updated
 
 
 class ClosingFunder(Protocol):
-    """The chain operations closing needs (``renter.funding.EscrowFunder``)."""
+    """The chain operations closing needs (``chain.funding.EscrowFunder``)."""
 
     def read_channel(self, channel_id: bytes) -> Channel | None: ...
 

@@ -55,13 +55,13 @@ from eth_utils import keccak
 from pydantic import ValidationError
 
 from chain.errors import LatentError
+from chain.funding import Funder, InsufficientFunds
 from chain.receipts import ReceiptInvalid, output_hash, verify_receipt
 from chain.vouchers import encode_voucher_header
 from protocol.headers import VOUCHER_HEADER
 from protocol.openai import ChatBody, CompletionBody, InvalidResponse, LatentField, SamplingBody
 from protocol.recheck import RECHECK_PATH, RecheckSubmission
 from renter.config import ProxyConfig
-from renter.funding import Funder, InsufficientFunds
 from renter.ledger import ChannelRecord, LedgerStore, SpendMeter, updated
 from renter.market import MinerOffer, MinerSource
 from renter.selection import MinerHealth, RankedMiner, rank_miners

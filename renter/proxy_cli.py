@@ -201,10 +201,10 @@ async def serve_proxy_forever(
     import uvicorn
 
     from chain.escrow import EscrowClient
+    from chain.funding import EscrowFunder
     from chain.metagraph import MetagraphReader
     from chain.token import SubnetTokenClient
     from renter.app import create_proxy_app
-    from renter.funding import EscrowFunder
     from renter.market import MetagraphMinerSource
     from renter.proxy import RenterProxy
 
@@ -322,10 +322,10 @@ def close_proxy_channels(
 ) -> None:
     """``latent renter close`` without a channel (see ``renter.closing``)."""
     from chain.escrow import EscrowClient
+    from chain.funding import EscrowFunder
     from chain.target import open_target
     from chain.token import SubnetTokenClient
     from renter.closing import close_channels
-    from renter.funding import EscrowFunder
 
     store = LedgerStore(state_dir)
     records = store.load_channels()

@@ -197,6 +197,7 @@ async def serve_validator(
 
     from chain.epoch import EpochClient
     from chain.escrow import EscrowClient
+    from chain.funding import EscrowFunder
     from chain.metagraph import MetagraphClient
     from chain.token import SubnetTokenClient
     from protocol.serving import serve_in_loop
@@ -222,9 +223,7 @@ async def serve_validator(
     escrow = EscrowClient(w3, addresses["PaymentEscrow"])
     payer_state = config.state_path.with_name("channels.json")
     channel_payer = ChannelPayer(
-        escrow=escrow,
-        token=SubnetTokenClient(w3, addresses["SubnetToken"]),
-        account=payer,
+        EscrowFunder(escrow, SubnetTokenClient(w3, addresses["SubnetToken"]), payer),
         state_path=payer_state,
         deposit=deposit,
         top_up_below=deposit // 4,

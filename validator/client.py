@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -27,14 +26,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import httpx
-from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from chain.errors import LatentError
-from chain.escrow import EscrowClient
+from chain.funding import EscrowFunder
 from chain.jsonfile import read_json, write_json_atomic
-from chain.token import SubnetTokenClient
-from chain.vouchers import encode_voucher_header, sign_voucher
+from chain.vouchers import encode_voucher_header
 from protocol.headers import VOUCHER_HEADER
 from protocol.openai import InvalidResponse, LatentField
 
@@ -78,7 +75,8 @@ class Payer(Protocol):
 
 
 class ChannelPayer:
-    """One escrow channel per miner, opened and topped up on demand by ``account``.
+    """One escrow channel per miner, opened (with a permit when the token has one, exactly as
+    the renter proxy opens them: ``chain.funding.EscrowFunder``) and topped up on demand.
 
     State file: ``{"schema": 1, "channels": {"<miner>": {"channel_id", "owed", "deposit"}}}``
     written atomically on every change. Blocking (web3): call it from a worker thread.
@@ -86,17 +84,13 @@ class ChannelPayer:
 
     def __init__(
         self,
+        funder: EscrowFunder,
         *,
-        escrow: EscrowClient,
-        token: SubnetTokenClient,
-        account: LocalAccount,
         state_path: Path,
         deposit: int,
         top_up_below: int,
     ) -> None:
-        self.escrow = escrow
-        self.token = token
-        self.account = account
+        self.funder = funder
         self.state_path = state_path
         self.deposit = deposit
         self.top_up_below = top_up_below
@@ -111,15 +105,7 @@ class ChannelPayer:
         miner = to_checksum_address(miner)
         entry = self._channels.get(miner)
         if entry is None:
-            if self.token.allowance(self.account.address, self.escrow.address) < self.deposit:
-                self.token.approve(self.escrow.address, 2**255, sender=self.account)
-            cid, _ = self.escrow.open(
-                miner,
-                self.token.address,
-                secrets.token_bytes(32),
-                self.deposit,
-                sender=self.account,
-            )
+            cid, _salt = self.funder.open_channel(miner, self.deposit)
             entry = {"channel_id": "0x" + cid.hex(), "owed": "0", "deposit": str(self.deposit)}
             self._channels[miner] = entry
             self._save()
@@ -131,17 +117,10 @@ class ChannelPayer:
             owed, deposit = int(entry["owed"]), int(entry["deposit"])
             cid = bytes.fromhex(entry["channel_id"][2:])
             if deposit - owed < self.top_up_below:
-                self.escrow.top_up(cid, self.deposit, sender=self.account)
+                self.funder.top_up(cid, self.deposit)
                 entry["deposit"] = str(deposit + self.deposit)
                 self._save()
-            voucher = sign_voucher(
-                self.account,
-                escrow=self.escrow.address,
-                chain_id=self.escrow.chain_id,
-                channel_id=cid,
-                cumulative_amount=owed,
-            )
-            return encode_voucher_header(voucher)
+            return encode_voucher_header(self.funder.sign(cid, owed))
 
     def delivered(self, miner: str, price: int) -> None:
         with self._lock:

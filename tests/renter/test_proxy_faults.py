@@ -15,12 +15,12 @@ from faults import KillableRelay, ReceiptForger
 from market_env import CHEAP, DEAR, Env, run_market, stream_text
 from web3 import Web3
 
+from chain.funding import EscrowFunder
 from chain.receipts import Receipt
 from chain.token import SubnetTokenClient
 from latent.proxy_harness import MinerSpec, ServedMiner
 from miner.engine import InferenceEngine
 from renter.closing import close_channels
-from renter.funding import EscrowFunder
 
 MESSAGES: list[Any] = [{"role": "user", "content": "tell me about latent"}]
 

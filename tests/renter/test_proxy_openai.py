@@ -17,12 +17,12 @@ from market_env import CHEAP, RENTER_FUNDS, Env, run_market, stream_text
 from web3 import Web3
 
 from chain.escrow import total_fee
+from chain.funding import EscrowFunder
 from chain.node import increase_time, mine
 from chain.receipts import Receipt, recover_receipt_signer
 from chain.token import SubnetTokenClient
 from miner.engine import InferenceEngine
 from renter.closing import close_channels
-from renter.funding import EscrowFunder
 
 
 def _latent(obj: Any) -> dict[str, Any]:
