@@ -1,5 +1,6 @@
 """The payer's side of the escrow (renters, and validators paying miners like renters do):
 open, top up, read, settle, close and withdraw channels.
+
 Blocking (web3) by nature: the proxy calls these through ``asyncio.to_thread`` and
 serialises them with one lock (one account, one nonce sequence).
 """
