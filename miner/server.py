@@ -46,6 +46,7 @@ from miner.types import GenerationRequest, GenerationResult, TokenDelta
 from protocol.challenge import has_challenge_headers
 from protocol.headers import PROOF_HEADER, RECEIPT_HEADER, VOUCHER_HEADER
 from protocol.openai import (
+    ApiError,
     ChatBody,
     CompletionBody,
     LatentField,
@@ -84,43 +85,6 @@ class Engine(Protocol):
 
     @property
     def queue_depth(self) -> int: ...
-
-
-class ApiError(LatentError):
-    """An OpenAI-style error response."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-    def response(self) -> JSONResponse:
-        """The JSON response for this error."""
-        body: dict[str, Any] = {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-        body.update(self.extra)
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chain.errors import LatentError
@@ -36,6 +37,7 @@ from protocol.proof import InferenceProof, InvalidProof
 from protocol.sampling import InvalidRequest, SamplingParams
 
 __all__ = [
+    "ApiError",
     "ChatBody",
     "ChatMessage",
     "CompletionBody",
@@ -48,6 +50,49 @@ __all__ = [
     "requested_max_tokens",
     "sampling_params",
 ]
+
+
+class ApiError(LatentError):
+    """The one HTTP error of every role's OpenAI-compatible endpoint: status, OpenAI's error
+    body ``{"error": {"message", "type", "param", "code"}}`` (plus ``extra`` top-level fields,
+    e.g. a 402's price quote) and headers (``Retry-After``, ``Allow``, ...)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body."""
+        body: dict[str, Any] = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        body.update(self.extra)
+        return body
+
+    def response(self) -> JSONResponse:
+        """The JSON response for this error."""
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 class SamplingBody(BaseModel):

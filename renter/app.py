@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.token import format_tokens
-from renter.proxy import Kind, ProxyError, Relay, RenterProxy
+from protocol.openai import ApiError
+from renter.proxy import Kind, Relay, RenterProxy
 
 
 def _check_key(proxy: RenterProxy, request: Request) -> None:
@@ -23,7 +24,7 @@ def _check_key(proxy: RenterProxy, request: Request) -> None:
     header = request.headers.get("authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
-        raise ProxyError(
+        raise ApiError(
             401,
             "Incorrect API key provided; use one of the proxy's --api-key values as the "
             "client's api_key.",
@@ -48,19 +49,19 @@ def create_proxy_app(proxy: RenterProxy, *, manage: bool = True) -> FastAPI:
     app = FastAPI(title="Latent renter proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.proxy = proxy
 
-    @app.exception_handler(ProxyError)
-    async def _proxy_error(_: Request, exc: ProxyError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    @app.exception_handler(ApiError)
+    async def _proxy_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            ProxyError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code
+            ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code
         )
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
-        error = ProxyError(500, f"Internal proxy error: {type(exc).__name__}", type="server_error")
+        error = ApiError(500, f"Internal proxy error: {type(exc).__name__}", type="server_error")
         return JSONResponse(error.body(), status_code=500)
 
     async def complete(request: Request, kind: Kind) -> Response:
@@ -96,7 +97,7 @@ def create_proxy_app(proxy: RenterProxy, *, manage: bool = True) -> FastAPI:
         for card in model_cards(proxy):
             if card["id"] == model_id:
                 return card
-        raise ProxyError(
+        raise ApiError(
             404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
         )
 

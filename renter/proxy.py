@@ -59,7 +59,14 @@ from chain.funding import Funder, InsufficientFunds
 from chain.receipts import ReceiptInvalid, output_hash, verify_receipt
 from chain.vouchers import encode_voucher_header
 from protocol.headers import VOUCHER_HEADER
-from protocol.openai import ChatBody, CompletionBody, InvalidResponse, LatentField, SamplingBody
+from protocol.openai import (
+    ApiError,
+    ChatBody,
+    CompletionBody,
+    InvalidResponse,
+    LatentField,
+    SamplingBody,
+)
 from protocol.recheck import RECHECK_PATH, RecheckSubmission
 from renter.config import ProxyConfig
 from renter.ledger import ChannelRecord, LedgerStore, SpendMeter, updated
@@ -69,38 +76,6 @@ from renter.selection import MinerHealth, RankedMiner, rank_miners
 log = logging.getLogger("latent.renter")
 
 Kind = Literal["text", "chat"]
-
-
-class ProxyError(LatentError):
-    """An OpenAI-style error answered by the proxy."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
 
 
 class _MinerFailed(LatentError):
@@ -272,17 +247,17 @@ class RenterProxy:
     # ------------------------------------------------------------------ requests
 
     def prepare(self, kind: Kind, raw: bytes) -> Prepared:
-        """Validate the body and set a seed on unseeded sampled requests; raises ProxyError."""
+        """Validate the body and set a seed on unseeded sampled requests; raises ApiError."""
         if len(raw) > self.config.max_body_bytes:
-            raise ProxyError(413, "Request body too large.", code="request_too_large")
+            raise ApiError(413, "Request body too large.", code="request_too_large")
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ProxyError(
+            raise ApiError(
                 400, f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
             ) from None
         if not isinstance(data, dict):
-            raise ProxyError(400, "The request body must be a JSON object.", code="invalid_json")
+            raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
         schema: type[SamplingBody] = CompletionBody if kind == "text" else ChatBody
         try:
             parsed = schema.model_validate(data)
@@ -290,13 +265,13 @@ class RenterProxy:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             param = str(first["loc"][0]) if first["loc"] else None
-            raise ProxyError(
+            raise ApiError(
                 400, f"Invalid value for '{where}': {first['msg']}", param=param
             ) from None
         if parsed.n != 1:
-            raise ProxyError(400, "Only n=1 is supported.", param="n")
+            raise ApiError(400, "Only n=1 is supported.", param="n")
         if parsed.temperature < 0:
-            raise ProxyError(400, "temperature must be >= 0.", param="temperature")
+            raise ApiError(400, "temperature must be >= 0.", param="temperature")
         if isinstance(parsed, ChatBody):
             max_tokens = (
                 parsed.max_completion_tokens
@@ -307,7 +282,7 @@ class RenterProxy:
             assert isinstance(parsed, CompletionBody)
             max_tokens = parsed.max_tokens
         if max_tokens is not None and max_tokens < 1:
-            raise ProxyError(400, "max_tokens must be at least 1.", param="max_tokens")
+            raise ApiError(400, "max_tokens must be at least 1.", param="max_tokens")
         body = raw
         if parsed.temperature > 0 and parsed.seed is None:
             # Sampled and unseeded: fix the seed in the signed body so a validator can
@@ -327,7 +302,7 @@ class RenterProxy:
         serving = [o for o in self.offers if o.model == prepared.model]
         if not serving:
             if prepared.model in self.known_models or prepared.model == self.config.model:
-                raise ProxyError(
+                raise ApiError(
                     503,
                     f"No miner serves '{prepared.model}' right now; retry later.",
                     type="server_error",
@@ -335,7 +310,7 @@ class RenterProxy:
                     headers={"Retry-After": str(self.config.retry_after_s * 5)},
                 )
             models = sorted({o.model for o in self.offers}) or ["(none)"]
-            raise ProxyError(
+            raise ApiError(
                 404,
                 f"The model '{prepared.model}' does not exist; miners serve: " + ", ".join(models),
                 param="model",
@@ -343,7 +318,7 @@ class RenterProxy:
             )
         context = max(o.context_length for o in serving)
         if prepared.max_tokens is not None and context and prepared.max_tokens > context:
-            raise ProxyError(
+            raise ApiError(
                 400,
                 f"max_tokens={prepared.max_tokens} is above this model's maximum context "
                 f"length of {context} tokens; lower max_tokens.",
@@ -355,7 +330,7 @@ class RenterProxy:
             o.price_prompt > limit or o.price_completion > limit for o in serving
         ):
             cheapest = min(serving, key=lambda o: max(o.price_prompt, o.price_completion))
-            raise ProxyError(
+            raise ApiError(
                 400,
                 f"Every miner serving '{prepared.model}' charges more than --max-price "
                 f"({limit} base units per token); the cheapest asks {cheapest.price_prompt} per "
@@ -385,7 +360,7 @@ class RenterProxy:
     def _check_caps(self, estimate: int) -> None:
         caps = self.config.spend
         if caps.total and self.spend.total + estimate > caps.total:
-            raise ProxyError(
+            raise ApiError(
                 429,
                 f"Spending cap reached: {self.spend.total} of the total cap {caps.total} base "
                 "units spent; raise --spend-cap to continue.",
@@ -394,7 +369,7 @@ class RenterProxy:
             )
         if caps.per_hour and self.spend.last_hour() + estimate > caps.per_hour:
             wait = max(1, int(self.spend.seconds_until_below(caps.per_hour - estimate)) + 1)
-            raise ProxyError(
+            raise ApiError(
                 429,
                 f"Hourly spending cap of {caps.per_hour} base units reached; retry in {wait} s "
                 "or raise --spend-cap-hour.",
@@ -405,10 +380,10 @@ class RenterProxy:
 
     async def handle(self, kind: Kind, raw: bytes) -> Relay | AsyncIterator[bytes]:
         """Serve one request: a :class:`Relay` for plain answers, an async iterator of SSE
-        bytes for streams. Raises :class:`ProxyError`."""
+        bytes for streams. Raises :class:`ApiError`."""
         entered = time.perf_counter()
         if self._write_error is not None:
-            raise ProxyError(
+            raise ApiError(
                 503,
                 f"The proxy cannot write its books in {self._store.state_dir} "
                 f"({self._write_error}); fix the disk and restart it.",
@@ -430,7 +405,7 @@ class RenterProxy:
             if lease is None:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
-                    raise ProxyError(
+                    raise ApiError(
                         429,
                         "Every miner is busy; retry shortly.",
                         type="rate_limit_error",
@@ -452,7 +427,7 @@ class RenterProxy:
                 last_failure = f"{offer.endpoint}: {exc}"
                 self._miner_failed(offer, exc)
                 tried.add(offer.hotkey)
-        raise ProxyError(
+        raise ApiError(
             503 if not tried else 502,
             f"No miner could serve the request ({last_failure}); retry later.",
             type="server_error",
@@ -512,7 +487,7 @@ class RenterProxy:
                         self._funder.open_channel, offer.hotkey, amount
                     )
                 except InsufficientFunds as exc:
-                    raise ProxyError(
+                    raise ApiError(
                         402, str(exc), type="insufficient_funds", code="renter_funds_exhausted"
                     ) from None
         except BaseException:
@@ -551,7 +526,7 @@ class RenterProxy:
             try:
                 await asyncio.to_thread(self._funder.top_up, channel.record.channel_id, amount)
             except InsufficientFunds as exc:
-                raise ProxyError(
+                raise ApiError(
                     402, str(exc), type="insufficient_funds", code="renter_funds_exhausted"
                 ) from None
         channel.record = updated(channel.record, deposit=channel.record.deposit + amount)
@@ -965,4 +940,4 @@ def _has_text(payload: bytes) -> bool:
     return b'"content":"' in payload and b'"content":""' not in payload
 
 
-__all__ = ["Prepared", "ProxyError", "Relay", "RenterProxy"]
+__all__ = ["Prepared", "Relay", "RenterProxy"]

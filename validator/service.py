@@ -43,7 +43,7 @@ from prometheus_client import (
 
 from chain.errors import LatentError
 from chain.metagraph import Metagraph
-from protocol.openai import InvalidResponse
+from protocol.openai import ApiError, InvalidResponse
 from protocol.recheck import RECHECK_PATH, RecheckSubmission
 from validator.challenge_prompts import challenge_requests
 from validator.client import MinerAnswer, MinerClient, MinerTarget
@@ -338,23 +338,24 @@ class Validator:
         async def recheck(request: Request) -> JSONResponse:
             raw = await request.body()
             if len(raw) > 8 << 20:
-                return _error(413, "submission larger than 8 MiB")
+                return ApiError(413, "submission larger than 8 MiB").response()
             try:
                 sub = RecheckSubmission.from_json(json.loads(raw))
             except (ValueError, InvalidResponse) as exc:
-                return _error(400, str(exc))
+                return ApiError(400, str(exc)).response()
             if not _seed_fixed(sub):
-                return _error(
+                return ApiError(
                     422, "only greedy requests or requests whose body sets a seed can be re-checked"
-                )
+                ).response()
             try:
                 self.rechecks.put_nowait(sub)
             except asyncio.QueueFull:
-                return JSONResponse(
-                    {"error": {"message": "re-check queue full; retry later", "type": "busy"}},
-                    status_code=429,
+                return ApiError(
+                    429,
+                    "re-check queue full; retry later",
+                    type="busy",
                     headers={"Retry-After": "10"},
-                )
+                ).response()
             return JSONResponse({"accepted": True}, status_code=202)
 
         return app
@@ -368,20 +369,6 @@ def _seed_fixed(sub: RecheckSubmission) -> bool:
     if not isinstance(body, dict):
         return False
     return body.get("temperature", 1.0) == 0 or isinstance(body.get("seed"), int)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        },
-        status_code=status,
-    )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
