@@ -238,3 +238,29 @@ def test_bad_config_is_a_latent_error() -> None:
         ScoringConfig(ema_alpha=0.0)
     with pytest.raises(LatentError):
         ScoringConfig(min_relative_speed=3.0, max_relative_speed=2.0)
+
+
+def test_an_honest_but_slow_miner_keeps_a_lower_non_zero_weight() -> None:
+    """Gauntlet case (h): every check of the slow miner passes, at a fifth of the speed and
+    with a slower first token; after a few rounds it holds less weight than the fast miners,
+    but not zero, and a cheater holds none."""
+    fast, fast2, slow, cheat = (
+        "0x" + "a1" * 20,
+        "0x" + "a2" * 20,
+        "0x" + "a3" * 20,
+        "0x" + "a4" * 20,
+    )
+    cfg = ScoringConfig()
+    records: dict[str, MinerRecord] = {}
+    registered = {hk: 1 for hk in (fast, fast2, slow, cheat)}
+    for round_index in range(5):
+        outcomes = [
+            CheckOutcome(fast, True, True, False, "ok", 64, 0.5, 0.05),
+            CheckOutcome(fast2, True, True, False, "ok", 64, 0.55, 0.05),
+            CheckOutcome(slow, True, True, False, "ok", 64, 2.5, 0.3),
+            CheckOutcome(cheat, True, False, True, "hidden-state mismatch", 64, 0.4, 0.04),
+        ]
+        records = update_records(records, outcomes, round_index, registered, cfg)
+    weights = weights_for_chain(records, {fast: 0, fast2: 1, slow: 2, cheat: 3})
+    assert 3 not in weights
+    assert 0 < weights[2] < min(weights[0], weights[1])

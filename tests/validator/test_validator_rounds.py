@@ -259,3 +259,31 @@ def test_forwarded_forged_answer_counts_as_a_cheat(engine: InferenceEngine, tmp_
     record = validator.state.records[HONEST.address]
     assert record.score == 0.0 and record.cheats == 1
     assert "receipt" in record.last_reason
+
+
+def test_validator_status_prints_the_saved_state(tmp_path: Path) -> None:
+    """`latent validator status` reads the state file a running (or stopped) validator saved."""
+    import subprocess
+    import sys
+
+    from validator.scoring import CheckOutcome, ScoringConfig, update_records
+
+    state = ValidatorState.load(tmp_path / "state.json")
+    outcomes = [CheckOutcome(HONEST.address, True, True, False, "ok", 32, 0.4, 0.05)]
+    state.records = update_records({}, outcomes, 0, {HONEST.address: 1}, ScoringConfig())
+    state.round_index = 1
+    state.save(tmp_path / "state.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "latent", "validator", "status", "--state", str(tmp_path / "state.json"), "--json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["round"] == 1
+    (row,) = data["miners"]
+    assert row["hotkey"] == HONEST.address and row["pass_rate"] == 1.0 and row["score"] > 0
+    missing = subprocess.run(
+        [sys.executable, "-m", "latent", "validator", "status", "--state", str(tmp_path / "nope.json")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.startswith("error:")
