@@ -21,7 +21,14 @@ import typer
 from eth_account.signers.local import LocalAccount
 
 from chain.errors import ConfigError
-from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, ServerConfig
+from miner.config import (
+    AuthConfig,
+    MinerConfig,
+    PaymentConfig,
+    PricingConfig,
+    ServerConfig,
+    default_voucher_book,
+)
 
 if TYPE_CHECKING:
     from chain.metagraph import MetagraphClient
@@ -163,9 +170,7 @@ def run(
         dev_account=dev_account,
         allow_dev=offline or (chain is not None and chain.dev_accounts),
     )
-    book_path = (
-        voucher_book or Path.home() / ".latent" / "miner" / account.address / "vouchers.json"
-    )
+    book_path = voucher_book or default_voucher_book(account.address)
     require_payment = not (no_payment or offline)
     config = MinerConfig(
         model_path=str(model),

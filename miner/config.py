@@ -7,6 +7,7 @@ explicitly; nothing below reads the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chain.errors import ConfigError
 
@@ -158,3 +159,9 @@ class MinerConfig:
             raise ConfigError("paid access needs the payment token; pass --token ADDRESS")
         if self.payment.require_payment and not self.rpc_url:
             raise ConfigError("paid access reads channels on-chain; pass --rpc-url URL")
+
+
+def default_voucher_book(miner: str) -> Path:
+    """Where ``latent miner run`` keeps a miner's vouchers unless told otherwise (and where
+    ``latent miner settle`` looks for them)."""
+    return Path.home() / ".latent" / "miner" / miner / "vouchers.json"

@@ -54,6 +54,7 @@ from protocol.openai import (
     chat_messages,
     requested_max_tokens,
     sampling_params,
+    unsupported_option,
 )
 from protocol.sampling import InvalidRequest, SamplingParams
 
@@ -170,6 +171,14 @@ class MinerServer:
             ) from None
         if not isinstance(data, dict):
             raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+        option = unsupported_option(data)
+        if option is not None:
+            raise ApiError(
+                400,
+                f"'{option}' is not supported by this miner; remove it from the request.",
+                param=option,
+                code="unsupported_parameter",
+            )
         try:
             parsed = schema.model_validate(data)
         except ValidationError as exc:
@@ -212,7 +221,10 @@ class MinerServer:
         try:
             params.validate(max_new_tokens_limit=limit)
         except InvalidRequest as exc:
-            code = "context_length_exceeded" if exc.param == "max_tokens" else None
+            code = None
+            if exc.param == "max_tokens":
+                too_small = isinstance(params.max_tokens, int) and params.max_tokens < 1
+                code = "invalid_value" if too_small else "context_length_exceeded"
             raise ApiError(400, exc.message, param=exc.param, code=code) from None
         return _Prepared(
             body=body, prompt_token_ids=prompt_ids, params=params, stream=parsed.stream
@@ -283,6 +295,8 @@ class MinerServer:
                 exc.message,
                 type="payment_required" if exc.status == 402 else "conflict",
                 code=exc.code,
+                # Stock OpenAI clients retry a 409; a busy channel is the caller's to fix.
+                headers={"x-should-retry": "false"} if exc.status == 409 else None,
                 extra={"quote": exc.quote},
             ) from None
         self.metrics.earnings.inc(ticket.increment)

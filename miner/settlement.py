@@ -272,8 +272,12 @@ async def run_settlement_keeper(
 
 def settle_command(
     vouchers: Annotated[
-        Path, typer.Option("--vouchers", help="Voucher book written by `latent miner run`.")
-    ],
+        Path | None,
+        typer.Option(
+            "--vouchers",
+            help="Voucher book (default: the one `latent miner run` writes for this key).",
+        ),
+    ] = None,
     escrow: Annotated[
         str | None,
         typer.Option("--escrow", help="PaymentEscrow address (default: the network's manifest)."),
@@ -315,11 +319,8 @@ def settle_command(
 ) -> None:
     """Settle the newest voucher of each channel (skipping those not worth their gas) and claim."""
     from chain.target import open_target
+    from miner.config import default_voucher_book
 
-    if not vouchers.exists():
-        raise LatentError(
-            f"no voucher book at {vouchers}; pass the --vouchers file the miner writes"
-        )
     if token_price_native <= 0:
         raise LatentError("--token-price-native must be positive")
     chain = open_target(network, rpc_url)
@@ -328,6 +329,11 @@ def settle_command(
     account = chain.account(
         keystore=keystore, wallet=wallet, hotkey=hotkey, dev_account=dev_account
     )
+    vouchers = vouchers or default_voucher_book(account.address)
+    if not vouchers.exists():
+        raise LatentError(
+            f"no voucher book at {vouchers}; pass the --vouchers file the miner writes"
+        )
     gas_price = int(gas_price_gwei * 10**9) if gas_price_gwei is not None else int(w3.eth.gas_price)
     policy = SettlementPolicy(
         gas_price_wei=gas_price, token_price_native=Fraction(str(token_price_native))

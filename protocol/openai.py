@@ -49,6 +49,7 @@ __all__ = [
     "encode_text",
     "requested_max_tokens",
     "sampling_params",
+    "unsupported_option",
 ]
 
 
@@ -132,6 +133,36 @@ class ChatBody(SamplingBody):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+
+
+#: OpenAI request options the subnet does not implement, with the value that means "off".
+#: A request asking for one gets a 400 naming it instead of a silently different answer.
+UNSUPPORTED_OPTIONS: dict[str, object] = {
+    "logprobs": None,
+    "top_logprobs": None,
+    "echo": False,
+    "best_of": 1,
+    "suffix": None,
+    "tools": None,
+    "tool_choice": None,
+    "functions": None,
+    "function_call": None,
+    "response_format": None,
+    "logit_bias": None,
+}
+
+
+def unsupported_option(data: dict[str, Any]) -> str | None:
+    """The first option in ``data`` the subnet does not implement (set to anything but its
+    "off" value), or None. ``logprobs: false`` and empty ``logit_bias`` count as off."""
+    for name, off in UNSUPPORTED_OPTIONS.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None or value == off or value in (False, {}, []):
+            continue
+        return name
+    return None
 
 
 def requested_max_tokens(body: SamplingBody) -> int | None:

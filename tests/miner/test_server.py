@@ -616,3 +616,51 @@ def test_arbitrary_json_never_gets_a_5xx(
         _assert_openai_error(response, response.status_code)
     else:
         assert "latent" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("logprobs", 2),
+        ("top_logprobs", 3),
+        ("echo", True),
+        ("best_of", 3),
+        ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("response_format", {"type": "json_object"}),
+        ("logit_bias", {"50256": -100}),
+    ],
+)
+def test_unsupported_openai_options_are_a_400_naming_them(option: str, value: Any) -> None:
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        error = _assert_openai_error(await _post(client, _body(**{option: value})), 400, option)
+        assert error["code"] == "unsupported_parameter"
+        # Their "off" values are fine.
+        off = {"logprobs": None, "echo": False, "best_of": 1, "logit_bias": {}}
+        assert (await _post(client, _body(**off))).status_code == 200
+
+    run_server(scenario)
+
+
+def test_max_tokens_below_one_is_an_invalid_value() -> None:
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        error = _assert_openai_error(await _post(client, _body(max_tokens=0)), 400, "max_tokens")
+        assert error["code"] == "invalid_value"
+
+    run_server(scenario)
+
+
+def test_a_busy_channel_409_tells_stock_clients_not_to_retry() -> None:
+    engine = FakeEngine()
+
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        engine.hold = asyncio.Event()
+        held = asyncio.create_task(_post(client, _body(), **_voucher(0)))
+        while engine.queue_depth < 1:
+            await asyncio.sleep(0.01)
+        busy = await _post(client, _body(), **_voucher(0))
+        assert busy.status_code == 409, busy.text
+        assert busy.headers["x-should-retry"] == "false"
+        engine.hold.set()
+        assert (await held).status_code == 200
+
+    run_server(scenario, engine=engine, require_payment=True, channels=_channels())
