@@ -62,6 +62,9 @@ class ModelChannel:
     closes_at: int = 0
     refunded: bool = False
     session_key: str | None = None
+    #: The replaced session key and the timestamp until which it still signs.
+    previous_key: str | None = None
+    previous_until: int = 0
 
     def final(self, now: int) -> bool:
         return self.closes_at != 0 and now >= self.closes_at
@@ -141,7 +144,11 @@ class EscrowMachine(RuleBasedStateMachine):
             return "EscrowVoucherStale"
         if amount > ch.deposit:
             return "EscrowVoucherExceedsDeposit"
-        if who == "outsider" or (who == "session" and ch.session_key != SESSION.address):
+        if who == "outsider":
+            return "EscrowSignerUnauthorised"
+        # A replaced key still signs until one grace period after the change.
+        replaced_ok = ch.previous_key == SESSION.address and now < ch.previous_until
+        if who == "session" and ch.session_key != SESSION.address and not replaced_ok:
             return "EscrowSignerUnauthorised"
         return None
 
@@ -198,11 +205,19 @@ class EscrowMachine(RuleBasedStateMachine):
     def set_session_key(self, index: int, set_key: bool) -> None:
         ch = self._channel(index)
         key = SESSION.address if set_key else None
-        expected = "EscrowChannelClosing" if ch.closes_at != 0 else None
+        now = self.model.now + 1
+        if ch.closes_at != 0:
+            expected: str | None = "EscrowChannelClosing"
+        elif now < ch.previous_until:
+            expected = "EscrowSessionKeyChangePending"
+        else:
+            expected = None
         self._run(
             expected, lambda: self._tx("setSessionKey", ch.cid, key or ZERO, sender=ch.renter)
         )
         if expected is None:
+            if ch.session_key is not None:
+                ch.previous_key, ch.previous_until = ch.session_key, now + GRACE_S
             ch.session_key = key
 
     @precondition(lambda self: self.model.channels)
@@ -243,6 +258,9 @@ class EscrowMachine(RuleBasedStateMachine):
             amount = max(0, ch.settled + delta)
             vouchers.append(self._sign(ch, amount, who))
             if expected is None:
+                # Races are skipped (VoucherSkipped), anything else reverts the batch.
+                if amount <= ch.settled or ch.final(now):
+                    continue
                 expected = self._settle_error(ch, amount, who, now)
                 if expected is None:
                     ch.settled = amount
@@ -378,11 +396,13 @@ class EscrowMachine(RuleBasedStateMachine):
                 c.settled,
                 c.claimed,
             )
-            assert (on_chain.closes_at, on_chain.refunded, on_chain.session_key) == (
-                c.closes_at,
-                c.refunded,
-                c.session_key,
-            )
+            assert (
+                on_chain.closes_at,
+                on_chain.refunded,
+                on_chain.session_key,
+                on_chain.previous_session_key,
+                on_chain.previous_key_until,
+            ) == (c.closes_at, c.refunded, c.session_key, c.previous_key, c.previous_until)
             assert c.claimed <= c.settled <= c.deposit
             prev_settled, prev_claimed = self.seen.get(c.cid, (0, 0))
             assert on_chain.settled >= prev_settled and on_chain.claimed >= prev_claimed
