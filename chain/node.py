@@ -225,8 +225,12 @@ def revert(w3: Web3, snapshot_id: str) -> None:
 
 
 def mine(w3: Web3, blocks: int = 1) -> None:
-    """Mine ``blocks`` empty blocks at once on a dev node."""
-    _rpc(w3, "anvil_mine", [hex(blocks)])
+    """Mine ``blocks`` empty blocks on a dev node, in requests of at most 500 blocks (thousands
+    at once can outlast the HTTP timeout on a loaded machine)."""
+    while blocks > 0:
+        step = min(blocks, 500)
+        _rpc(w3, "anvil_mine", [hex(step)])
+        blocks -= step
 
 
 def increase_time(w3: Web3, seconds: int) -> None:
