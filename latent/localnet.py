@@ -55,6 +55,8 @@ from chain.node import AnvilNode, find_anvil, free_port, port_is_free
 from chain.paths import MODELS_DIR
 from chain.token import format_tokens
 from deploy.deployer import deploy_plan
+from latent.dashboard.model import MinerQuality, miner_quality
+from latent.dashboard.sources import fetch_validator_reports
 from latent.processes import (
     RoleProcess,
     StateDirLock,
@@ -62,6 +64,7 @@ from latent.processes import (
     latent_command,
     wait_all_ready,
 )
+from renter.ledger import LedgerStore
 
 #: The default RPC port: other commands find this localnet without any flag.
 DEFAULT_PORT = 8545
@@ -140,6 +143,8 @@ class Neuron:
     process: RoleProcess | None = None
     url: str = ""
     cheat: str = ""
+    #: The role's own state directory (the renter proxy's books), when it has one.
+    state: Path | None = None
 
 
 @dataclass
@@ -271,7 +276,7 @@ def _proxy_command(
     port = renter.url.rsplit(":", 1)[1]
     argv = latent_command(
         "renter", "proxy", "--dev-account", str(renter.account_index), "--rpc-url", rpc_url,
-        "--port", port, "--state-dir", str(state_dir / "renter"),
+        "--port", port, "--state-dir", str(renter.state),
         "--deposit", "2", "--top-up", "2", "--recheck-rate", "0.2",
     )  # fmt: skip
     for url in validator_urls:
@@ -309,17 +314,11 @@ async def send_traffic(proxy_url: str, progress: Progress, stop: asyncio.Event) 
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
-def _validator_status(urls: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-miner rows from the first validator that answers (pass rate, tok/s, TTFT)."""
-    rows: dict[str, dict[str, Any]] = {}
-    for url in urls:
-        try:
-            data = httpx.get(url + "/status", timeout=2.0).json()
-        except (httpx.HTTPError, ValueError):
-            continue
-        for row in data.get("miners", []):
-            rows.setdefault(row["hotkey"], row)
-    return rows
+async def _quality(urls: list[str]) -> dict[str, MinerQuality]:
+    """Per-miner pass rate, tokens/s and TTFT: the median over the validators' ``/status``
+    (the dashboard's readers)."""
+    async with httpx.AsyncClient() as client:
+        return miner_quality(await fetch_validator_reports(client, urls, timeout_s=2.0))
 
 
 def _settled_by_miner(escrow: EscrowClient, from_block: int) -> dict[str, int]:
@@ -340,9 +339,8 @@ def _close_renter(renter: Neuron, w3: Web3, console: Console, quiet: bool) -> No
     import subprocess
 
     assert renter.process is not None
-    state = renter.process.log_path.parent.parent / "renter"
     argv = latent_command(
-        "renter", "close", "--state-dir", str(state), "--idle-for", "0",
+        "renter", "close", "--state-dir", str(renter.state), "--idle-for", "0",
         "--dev-account", str(renter.account_index),
         "--rpc-url", w3.provider.endpoint_uri,  # type: ignore[attr-defined]
     )  # fmt: skip
@@ -353,14 +351,6 @@ def _close_renter(renter: Neuron, w3: Web3, console: Console, quiet: bool) -> No
         console.print(done.stdout.strip() or done.stderr.strip())
     if done.returncode:
         console.print(f"[yellow]renter close: {done.stderr.strip()[-300:]}[/]")
-
-
-def state_dir_of(neurons: list[Neuron]) -> Path | None:
-    """The state directory the renter proxy writes to (its process log's parent)."""
-    renter = next((n for n in neurons if n.role == "renter"), None)
-    if renter is None or renter.process is None:
-        return None
-    return renter.process.log_path.parent.parent / "renter"
 
 
 def _accounting(
@@ -388,10 +378,8 @@ def _accounting(
             settled += ch.settled
             deposited += ch.deposit
     receipts = 0
-    if renter_state is not None and (renter_state / "receipts.jsonl").is_file():
-        for line in (renter_state / "receipts.jsonl").read_text().splitlines():
-            with contextlib.suppress(ValueError, KeyError):
-                receipts += int(json.loads(line)["price"])
+    if renter_state is not None:
+        receipts = sum(int(e["price"]) for e in LedgerStore(renter_state).read_receipts())
     return {
         "minted_wei": minted,
         "fees_wei": fees,
@@ -406,7 +394,7 @@ def _accounting(
 def metagraph_table(
     graph: Metagraph,
     roles: dict[str, str],
-    quality: dict[str, dict[str, Any]],
+    quality: dict[str, MinerQuality],
     paid: dict[str, int],
     title: str,
 ) -> Table:
@@ -417,7 +405,8 @@ def metagraph_table(
         "tok/s", "paid", title=title,
     )  # fmt: skip
     for n in graph.neurons():
-        q = quality.get(n.hotkey, {})
+        q = quality.get(n.hotkey)
+        checked = q is not None and q.checks > 0
         table.add_row(
             str(n.uid),
             roles.get(n.hotkey, "?"),
@@ -426,8 +415,8 @@ def metagraph_table(
             f"{n.dividends / 65535:.3f}",
             format_tokens(n.emission, places=2),
             f"{n.validator_trust / 65535:.3f}",
-            f"{q['pass_rate']:.0%}" if q.get("checks") else "-",
-            f"{q['tokens_per_s']:.0f}" if q.get("checks") else "-",
+            f"{q.pass_rate or 0:.0%}" if checked and q else "-",
+            f"{q.tokens_per_s or 0:.0f}" if checked and q else "-",
             format_tokens(paid.get(n.hotkey, 0), places=4),
         )
     return table
@@ -436,7 +425,7 @@ def metagraph_table(
 def summary_json(
     graph: Metagraph,
     roles: dict[str, str],
-    quality: dict[str, dict[str, Any]],
+    quality: dict[str, MinerQuality],
     paid: dict[str, int],
     progress: Progress,
     extra: dict[str, Any],
@@ -462,8 +451,8 @@ def summary_json(
                 "dividends": n.dividends / 65535,
                 "emission_wei": n.emission,
                 "vtrust": n.validator_trust / 65535,
-                "pass_rate": quality.get(n.hotkey, {}).get("pass_rate"),
-                "tokens_per_s": quality.get(n.hotkey, {}).get("tokens_per_s"),
+                "pass_rate": q.pass_rate if (q := quality.get(n.hotkey)) else None,
+                "tokens_per_s": q.tokens_per_s if q else None,
                 "paid_wei": paid.get(n.hotkey, 0),
             }
             for n in graph.neurons()
@@ -534,6 +523,7 @@ def _run_locked(config: LocalnetConfig, console: Console, state_dir: Path, keep:
     ]
     renter = next(n for n in neurons if n.role == "renter")
     renter.url = f"http://127.0.0.1:{free_port()}"
+    renter.state = state_dir / "renter"
     # The default port's manifest is the one other commands read; another port keeps its
     # own under the state directory so two localnets never overwrite each other's.
     manifest_dir = DEPLOYMENTS_DIR if config.port == DEFAULT_PORT else state_dir / "deployments"
@@ -707,7 +697,7 @@ async def _watch(
                 if progress.first_epoch_s is None:
                     progress.first_epoch_s = round(time.monotonic() - progress.started, 1)
                 snap = await asyncio.to_thread(graph.snapshot)
-                quality = await asyncio.to_thread(_validator_status, validator_urls)
+                quality = await _quality(validator_urls)
                 paid = await asyncio.to_thread(_settled_by_miner, escrow, start_block)
                 cheat_uid = snap.uid_of(cheater) if cheater else None
                 if (
@@ -736,10 +726,10 @@ async def _watch(
         await asyncio.to_thread(renter.process.stop)
         await asyncio.to_thread(_close_renter, renter, w3, console, config.json_out)
     snap = await asyncio.to_thread(graph.snapshot)
-    quality = await asyncio.to_thread(_validator_status, validator_urls)
+    quality = await _quality(validator_urls)
     paid = await asyncio.to_thread(_settled_by_miner, escrow, start_block)
     accounts = await asyncio.to_thread(
-        _accounting, epoch, escrow, snap, start_block, renter.account.address, state_dir_of(neurons)
+        _accounting, epoch, escrow, snap, start_block, renter.account.address, renter.state
     )
     summary = summary_json(
         snap, roles, quality, paid, progress,

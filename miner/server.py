@@ -31,7 +31,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from chain.errors import LatentError
@@ -57,6 +56,7 @@ from protocol.openai import (
     unsupported_option,
 )
 from protocol.sampling import InvalidRequest, SamplingParams
+from protocol.serving import install_openai_errors
 
 T = TypeVar("T")
 
@@ -622,24 +622,12 @@ def create_app(
     app = FastAPI(title="Latent miner", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.miner = server
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
+    install_openai_errors(app)
 
     @app.exception_handler(InvalidRequest)
     async def _invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
         code = "context_length_exceeded" if "context length" in exc.message else None
         return ApiError(400, exc.message, param=exc.param, code=code).response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return ApiError(exc.status_code, str(exc.detail), code=None).response()
-
-    @app.exception_handler(Exception)
-    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
-        return ApiError(
-            500, f"Internal error: {type(exc).__name__}", type="server_error"
-        ).response()
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:

@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.errors import LatentError
+from protocol.openai import ApiError
 
-__all__ = ["serve_in_loop"]
+__all__ = ["install_openai_errors", "serve_in_loop"]
 
 
 @asynccontextmanager
@@ -47,3 +50,22 @@ async def serve_in_loop(
         server.should_exit = True
         await task
         sock.close()
+
+
+def install_openai_errors(app: FastAPI, *, internal: str = "Internal error") -> None:
+    """Answer every error of ``app`` in OpenAI's shape: an :class:`ApiError` as itself, a
+    routing error (404, 405 with its ``Allow`` header) with its status and headers, and any
+    other exception as a 500 ``server_error`` named ``internal`` (no traceback leaks)."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        return ApiError(exc.status_code, str(exc.detail), headers=headers).response()
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+        return ApiError(500, f"{internal}: {type(exc).__name__}", type="server_error").response()

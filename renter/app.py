@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import Response, StreamingResponse
 
 from chain.token import format_tokens
 from protocol.openai import ApiError
+from protocol.serving import install_openai_errors
 from renter.proxy import Kind, Relay, RenterProxy
 
 
@@ -49,20 +49,7 @@ def create_proxy_app(proxy: RenterProxy, *, manage: bool = True) -> FastAPI:
     app = FastAPI(title="Latent renter proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.proxy = proxy
 
-    @app.exception_handler(ApiError)
-    async def _proxy_error(_: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code
-        )
-
-    @app.exception_handler(Exception)
-    async def _internal(_: Request, exc: Exception) -> JSONResponse:
-        error = ApiError(500, f"Internal proxy error: {type(exc).__name__}", type="server_error")
-        return JSONResponse(error.body(), status_code=500)
+    install_openai_errors(app, internal="Internal proxy error")
 
     async def complete(request: Request, kind: Kind) -> Response:
         _check_key(proxy, request)

@@ -128,11 +128,6 @@ class ChannelPayer:
             entry["owed"] = str(int(entry["owed"]) + price)
             self._save()
 
-    def owed(self) -> dict[str, int]:
-        """What we owe each miner (the cumulative of the next voucher)."""
-        with self._lock:
-            return {m: int(e["owed"]) for m, e in self._channels.items()}
-
 
 class MinerClient:
     """Sends one OpenAI request to a miner and times it; never raises for a bad miner."""
@@ -198,7 +193,7 @@ class MinerClient:
             if not stream:
                 raw = await _read_limited(response, self.max_response_bytes)
                 elapsed = self.clock() - started
-                return _answer(200, _json_latent(raw), elapsed, elapsed, self.clock)
+                return _answer(200, _json_latent(raw), elapsed, elapsed)
             ttft = 0.0
             latent: Any = None
             size = 0
@@ -220,7 +215,7 @@ class MinerClient:
                     )
                 if isinstance(event, dict) and "latent" in event:
                     latent = event["latent"]
-            return _answer(200, latent, ttft, self.clock() - started, self.clock)
+            return _answer(200, latent, ttft, self.clock() - started)
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -242,10 +237,7 @@ def _json_latent(raw: bytes) -> Any:
     return data.get("latent") if isinstance(data, dict) else None
 
 
-def _answer(
-    status: int, latent: Any, ttft: float, elapsed: float, clock: Callable[[], float]
-) -> MinerAnswer:
-    del clock
+def _answer(status: int, latent: Any, ttft: float, elapsed: float) -> MinerAnswer:
     try:
         parsed = LatentField.from_json(latent)
     except InvalidResponse as exc:

@@ -25,7 +25,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -45,6 +45,7 @@ from chain.errors import LatentError
 from chain.metagraph import Metagraph
 from protocol.openai import ApiError, InvalidResponse
 from protocol.recheck import RECHECK_PATH, RecheckSubmission
+from protocol.serving import install_openai_errors
 from validator.challenge_prompts import challenge_requests
 from validator.client import MinerAnswer, MinerClient, MinerTarget
 from validator.scoring import CheckOutcome, ScoringConfig, update_records, weights_for_chain
@@ -321,6 +322,7 @@ class Validator:
     def app(self) -> FastAPI:
         """``/metrics``, ``/health``, ``/status`` and ``POST /v1/recheck``."""
         app = FastAPI(title="Latent validator")
+        install_openai_errors(app, internal="Internal validator error")
 
         @app.get("/metrics")
         async def metrics() -> Response:
@@ -376,8 +378,3 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-def outcomes_to_json(outcomes: Sequence[CheckOutcome]) -> list[dict[str, Any]]:
-    """Plain JSON of a round's outcomes (logs, status)."""
-    return [o.__dict__.copy() for o in outcomes]

@@ -664,3 +664,13 @@ def test_a_busy_channel_409_tells_stock_clients_not_to_retry() -> None:
         assert (await held).status_code == 200
 
     run_server(scenario, engine=engine, require_payment=True, channels=_channels())
+
+
+def test_routing_errors_are_openai_shaped_and_405_keeps_allow() -> None:
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        wrong_method = await client.get("/v1/completions")
+        _assert_openai_error(wrong_method, 405)
+        assert wrong_method.headers["allow"] == "POST"
+        _assert_openai_error(await client.get("/v1/nope"), 404)
+
+    run_server(scenario)
