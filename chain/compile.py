@@ -44,6 +44,10 @@ EVM_VERSION = "cancun"
 #: loops are assembly, which the runs setting hardly changes.
 OPTIMIZER_RUNS = 500
 CACHE_SCHEMA = 1
+#: EIP-170: the most runtime code a contract may have.
+CODE_SIZE_LIMIT = 24_576
+#: EIP-3860: the most init code a creation transaction may carry.
+INITCODE_SIZE_LIMIT = 49_152
 
 _IMPORT_RE = re.compile(r"""^\s*import\s+(?:[^'"]*?\s+from\s+)?["']([^"']+)["']""", re.MULTILINE)
 _SHIM = Path(__file__).resolve().parent / "solcjs_shim.js"
@@ -60,6 +64,31 @@ class Artifact:
     source_path: str
     source_hash: str
     compiler_version: str
+
+    @property
+    def runtime_size(self) -> int:
+        """Bytes of deployed (runtime) code."""
+        return len(self.deployed_bytecode.removeprefix("0x")) // 2
+
+    @property
+    def initcode_size(self) -> int:
+        """Bytes of creation code (before constructor arguments)."""
+        return len(self.bytecode.removeprefix("0x")) // 2
+
+    def size_problems(self) -> list[str]:
+        """Why this contract could not be deployed on mainnet-rule chains (empty: it can)."""
+        problems = []
+        if self.runtime_size > CODE_SIZE_LIMIT:
+            problems.append(
+                f"{self.name}: runtime code {self.runtime_size:,} bytes is over the EIP-170 "
+                f"limit of {CODE_SIZE_LIMIT:,}"
+            )
+        if self.initcode_size > INITCODE_SIZE_LIMIT:
+            problems.append(
+                f"{self.name}: init code {self.initcode_size:,} bytes is over the EIP-3860 "
+                f"limit of {INITCODE_SIZE_LIMIT:,}"
+            )
+        return problems
 
     def to_json(self) -> dict[str, Any]:
         return {

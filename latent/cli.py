@@ -128,14 +128,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 @app.command("compile")
 def compile_cmd(
     force: Annotated[bool, typer.Option("--force", help="Ignore the cache.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; fail if a contract is over the code-size limits (EIP-170, "
+            "EIP-3860).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Compile contracts/ (cached) and refresh the shipped ABIs in chain/abi/."""
-    from chain.compile import compile_contracts, write_shipped_artifacts
+    from chain.compile import CODE_SIZE_LIMIT, compile_contracts, write_shipped_artifacts
+    from chain.errors import CompileError
 
     arts = compile_contracts(force=force)
-    write_shipped_artifacts(arts)  # package data: role boxes need no compiler
-    deployable = {n: a for n, a in arts.items() if a.bytecode not in ("", "0x")}
+    if not check:
+        write_shipped_artifacts(arts)  # package data: role boxes need no compiler
+    deployable = {n: a for n, a in sorted(arts.items()) if a.bytecode not in ("", "0x")}
     if json_out:
         print(
             json.dumps(
@@ -143,19 +153,30 @@ def compile_cmd(
                     n: {
                         "source": a.source_path,
                         "sourceHash": a.source_hash,
-                        "bytecodeBytes": len(a.deployed_bytecode) // 2 - 1,
+                        "bytecodeBytes": a.runtime_size,
+                        "initcodeBytes": a.initcode_size,
+                        "marginBytes": CODE_SIZE_LIMIT - a.runtime_size,
                         "compiler": a.compiler_version,
                     }
-                    for n, a in sorted(deployable.items())
+                    for n, a in deployable.items()
                 },
                 indent=2,
             )
         )
-        return
-    table = Table("contract", "source", "runtime bytes")
-    for name, art in sorted(deployable.items()):
-        table.add_row(name, art.source_path, str(len(art.deployed_bytecode) // 2 - 1))
-    console.print(table)
+    else:
+        table = Table("contract", "source", "runtime bytes", "margin", "init bytes")
+        for name, art in deployable.items():
+            table.add_row(
+                name,
+                art.source_path,
+                f"{art.runtime_size:,}",
+                f"{CODE_SIZE_LIMIT - art.runtime_size:,}",
+                f"{art.initcode_size:,}",
+            )
+        console.print(table)
+    problems = [p for art in deployable.values() for p in art.size_problems()]
+    if check and problems:
+        raise CompileError("; ".join(problems))
 
 
 # --------------------------------------------------------------------------- deploy

@@ -110,3 +110,28 @@ def test_shipped_artifacts_match_a_fresh_compile() -> None:
         assert shipped[name].abi == fresh[name].abi, stale
         assert shipped[name].bytecode == fresh[name].bytecode, stale
         assert shipped[name].deployed_bytecode == fresh[name].deployed_bytecode, stale
+
+
+def test_every_shipped_contract_fits_the_code_size_limits() -> None:
+    """EIP-170 / EIP-3860 as CI's bytecode-size check (`latent compile --check` for people)."""
+    from chain.compile import SHIPPED_CONTRACTS, shipped_artifacts
+
+    shipped = shipped_artifacts()
+    assert [p for name in SHIPPED_CONTRACTS for p in shipped[name].size_problems()] == []
+
+
+def test_size_check_names_an_oversized_contract() -> None:
+    big = compile_mod.Artifact(
+        name="Big",
+        abi=[],
+        bytecode="0x" + "00" * (compile_mod.INITCODE_SIZE_LIMIT + 1),
+        deployed_bytecode="0x" + "00" * (compile_mod.CODE_SIZE_LIMIT + 1),
+        source_path="contracts/Big.sol",
+        source_hash="",
+        compiler_version="",
+    )
+    assert big.runtime_size == compile_mod.CODE_SIZE_LIMIT + 1
+    problems = big.size_problems()
+    assert len(problems) == 2 and "EIP-170" in problems[0] and "EIP-3860" in problems[1]
+    fits = compile_mod.Artifact(**{**big.__dict__, "deployed_bytecode": "0x" + "00" * 24_576})
+    assert fits.size_problems() == problems[1:]
