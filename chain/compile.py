@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import CompileError
+from chain.jsonfile import write_text_atomic
 from chain.paths import ARTIFACTS_DIR, CONTRACTS_DIR, NODE_MODULES, REPO_ROOT
 
 SOLC_VERSION = "0.8.30"
@@ -273,7 +274,7 @@ def compiler_version(solc: Path | None = None) -> str:
     os.environ.setdefault("LATENT_NODE_MODULES", str(NODE_MODULES))
     version = solcx.wrapper.get_version_str_from_solc_binary(binary)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(memo, json.dumps({"key": key, "version": version}))
+    write_text_atomic(memo, json.dumps({"key": key, "version": version}), mode=0o644)
     return version
 
 
@@ -328,19 +329,15 @@ def compile_contracts(
     return artifacts
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_cache(out_dir: Path, key: str, artifacts: dict[str, Artifact]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, art in artifacts.items():
-        _atomic_write(out_dir / f"{name}.json", json.dumps(art.to_json(), indent=1))
+        write_text_atomic(out_dir / f"{name}.json", json.dumps(art.to_json(), indent=1), mode=0o644)
     # The index goes last: a reader that sees the new key also sees every artifact.
-    _atomic_write(
-        out_dir / "_index.json", json.dumps({"inputHash": key, "contracts": sorted(artifacts)})
+    write_text_atomic(
+        out_dir / "_index.json",
+        json.dumps({"inputHash": key, "contracts": sorted(artifacts)}),
+        mode=0o644,
     )
 
 
@@ -369,7 +366,7 @@ def write_shipped_artifacts(
     written = []
     for name in SHIPPED_CONTRACTS:
         path = directory / f"{name}.json"
-        _atomic_write(path, json.dumps(artifacts[name].to_json(), indent=1) + "\n")
+        write_text_atomic(path, json.dumps(artifacts[name].to_json(), indent=1) + "\n", mode=0o644)
         written.append(path)
     return written
 

@@ -49,6 +49,7 @@ from web3.types import TxReceipt
 from chain.client import Contract
 from chain.errors import TransactionFailed
 from chain.metagraph import Metagraph, MetagraphReader
+from chain.weights import unpack_row
 from chain.yuma import fixed
 from chain.yuma.types import EpochInputs, EpochOutputs, YumaParams
 
@@ -237,8 +238,8 @@ def encode_bonds(old: dict[int, list[int]], first_group: int) -> bytes:
 
 
 def unpack_words(words: Sequence[int], n: int) -> tuple[int, ...]:
-    """16 packed words -> the first ``n`` u16 lanes (one row of :func:`fixed.unpack_u16_rows`)."""
-    return tuple(fixed.unpack_u16_rows([int(w) for w in words], 1, n)[0])
+    """16 packed words -> the first ``n`` u16 lanes (:func:`chain.weights.unpack_row`)."""
+    return tuple(unpack_row(words)[:n])
 
 
 class EpochClient:

@@ -16,27 +16,34 @@ from typing import Any
 
 from chain.errors import LatentError
 
-__all__ = ["StateFileError", "read_json", "write_json_atomic"]
+__all__ = ["StateFileError", "read_json", "write_json_atomic", "write_text_atomic"]
 
 
 class StateFileError(LatentError):
     """A state file that cannot be read, or has another schema version."""
 
 
-def write_json_atomic(path: Path | str, data: dict[str, Any]) -> None:
-    """Write ``data`` (which should hold a ``"schema"`` key) to ``path`` atomically."""
+def write_text_atomic(path: Path | str, text: str, *, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` atomically (temp file, fsync, ``os.replace``); the file
+    gets ``mode`` (private by default: keys and state; 0o644 for files meant to be shared)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
+            os.fchmod(fh.fileno(), mode)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path | str, data: dict[str, Any]) -> None:
+    """Write ``data`` (which should hold a ``"schema"`` key) to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def read_json(

@@ -24,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from chain.errors import KeystoreError
+from chain.jsonfile import write_text_atomic
 from chain.node import DEV_MNEMONIC
 
 Account.enable_unaudited_hdwallet_features()
@@ -81,11 +82,7 @@ def create_key(
     account: LocalAccount = Account.create()
     keystore = Account.encrypt(account.key, password, iterations=kdf_iterations)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(keystore, fh)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(keystore))  # 0o600: only the owner reads a key
     return KeyInfo(wallet, role, name, account.address, path)
 
 

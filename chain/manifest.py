@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import ConfigError
+from chain.jsonfile import write_text_atomic
 from chain.paths import DEPLOY_DIR
 
 MANIFEST_SCHEMA = 1
@@ -120,11 +121,8 @@ def load_manifest(network: str, chain_id: int, directory: Path = DEPLOYMENTS_DIR
 
 def save_manifest(manifest: Manifest, directory: Path = DEPLOYMENTS_DIR) -> Path:
     """Write the manifest atomically (temp file + rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = manifest_path(manifest.network, directory)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(manifest.to_json(), indent=2) + "\n", mode=0o644)
     return path
 
 

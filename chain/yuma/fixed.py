@@ -109,6 +109,7 @@ units to the first largest share.
 
 from __future__ import annotations
 
+from chain.weights import pack_row, unpack_row
 from chain.yuma.types import (
     BMA_SCALE,
     U16_MAX,
@@ -406,24 +407,12 @@ def split_emission(
 
 
 def pack_u16_rows(matrix: list[list[int]], n: int) -> list[int]:
-    """Pack rows of ``n`` u16 into words of 16 lanes (lane k = bits [16k, 16k+16)), row-major."""
-    words_per_row = (n + LANES - 1) // LANES
-    out: list[int] = []
-    for row in matrix:
-        for w in range(words_per_row):
-            word = 0
-            for k in range(LANES):
-                j = w * LANES + k
-                if j < n:
-                    word |= row[j] << (16 * k)
-            out.append(word)
-    return out
+    """Pack rows of ``n`` u16 into words of 16 lanes (:func:`chain.weights.pack_row`),
+    row-major."""
+    return [word for row in matrix for word in pack_row(row[:n])]
 
 
 def unpack_u16_rows(words: list[int], rows: int, n: int) -> list[list[int]]:
     """Inverse of :func:`pack_u16_rows`."""
-    words_per_row = (n + LANES - 1) // LANES
-    return [
-        [(words[i * words_per_row + j // LANES] >> (16 * (j % LANES))) & 0xFFFF for j in range(n)]
-        for i in range(rows)
-    ]
+    per_row = (n + LANES - 1) // LANES
+    return [unpack_row(words[i * per_row : (i + 1) * per_row])[:n] for i in range(rows)]
