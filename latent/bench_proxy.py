@@ -302,7 +302,7 @@ def bench_proxy(
     ] = None,
 ) -> None:
     """Proxy overhead vs calling a miner directly: p50 at concurrency 1, throughput at 16."""
-    from miner.server import run_async
+    from protocol.serving import run_async
 
     report = run_async(
         run_proxy_bench(

@@ -24,7 +24,7 @@ a renter would, on aiohttp (the client of vLLM's serving benchmark; httpx costs 
 per request, which is the client's cost, not the server's) and signs vouchers straight
 through libsecp256k1 (``client_cpu_s`` reports its CPU time). On a small CPU box it still
 competes with the server for cores, so the served/bare ratio there is conservative. Server,
-engine and client run on uvloop when it is installed (``miner.server.run_async``).
+engine and client run on uvloop when it is installed (``protocol.serving.run_async``).
 
 The model is ``--model PATH`` or a generated preset (``--preset tiny|small``, see
 ``miner.tiny_model.PRESETS``), built into a temporary directory. The JSON report names
@@ -87,7 +87,7 @@ class _ClientPass:
 
 def _client_pass(job: _ClientPass) -> tuple[dict[str, Any], tuple[int, ...]]:
     """Run one pass of paid requests; returns (figures, new amounts owed per channel)."""
-    from miner.server import run_async
+    from protocol.serving import run_async
 
     return run_async(_client_pass_async(job))
 
@@ -481,7 +481,7 @@ def bench_serve(
     dtype: Annotated[str | None, typer.Option("--dtype")] = None,
 ) -> None:
     """Tokens/s of the full server path vs the bare engine at concurrency 1 and 16."""
-    from miner.server import run_async
+    from protocol.serving import run_async
 
     levels = _parse_concurrency(concurrency)
     if requests < 1 or max_tokens < 1 or rounds < 1:

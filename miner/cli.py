@@ -205,7 +205,7 @@ def run(
         auth=AuthConfig(),
     )
     config.validate()
-    from miner.server import run_async  # uvloop when installed, like the benchmark
+    from protocol.serving import run_async  # uvloop when installed, like the benchmark
 
     run_async(serve_miner(config, account))
 

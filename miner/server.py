@@ -20,7 +20,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
@@ -691,17 +691,3 @@ def _model_card(server: MinerServer) -> dict[str, Any]:
             "payment_required": server.config.payment.require_payment,
         },
     }
-
-
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)`` on uvloop's event loop when uvloop is installed (the loop uvicorn
-    itself would pick), else on the standard loop. Serving and benchmarks use it, so the
-    benchmark measures the loop the miner runs on."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        factory = None
-    else:
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -15,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chain.errors import LatentError
 from protocol.openai import ApiError
 
-__all__ = ["install_openai_errors", "serve_in_loop"]
+__all__ = ["install_openai_errors", "run_async", "serve_in_loop"]
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -69,3 +72,17 @@ def install_openai_errors(app: FastAPI, *, internal: str = "Internal error") -> 
     @app.exception_handler(Exception)
     async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
         return ApiError(500, f"{internal}: {type(exc).__name__}", type="server_error").response()
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop's event loop when uvloop is installed (the loop uvicorn
+    itself would pick), else on the standard loop. Every role's command and the
+    benchmarks use it, so a benchmark measures the loop the role runs on."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)

@@ -174,23 +174,18 @@ def proxy_command(
     token_address = chain.address("SubnetToken", token, flag="token")
     graph_address = chain.address("Metagraph", metagraph, flag="metagraph")
     renter = chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
-    try:  # uvloop (shipped with uvicorn[standard]) is the loop uvicorn itself would pick
-        import uvloop
-    except ImportError:  # pragma: no cover
-        factory = None
-    else:
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(
-            serve_proxy_forever(
-                config,
-                w3=chain.w3,
-                escrow=escrow_address,
-                token=token_address,
-                metagraph=graph_address,
-                renter=renter,
-            )
+    from protocol.serving import run_async  # uvloop when installed, as for the miner
+
+    run_async(
+        serve_proxy_forever(
+            config,
+            w3=chain.w3,
+            escrow=escrow_address,
+            token=token_address,
+            metagraph=graph_address,
+            renter=renter,
         )
+    )
 
 
 async def serve_proxy_forever(

@@ -158,7 +158,9 @@ def run(
         )
     }
     epoch_address = target.optional_address("YumaConsensus")
-    asyncio.run(
+    from protocol.serving import run_async  # uvloop when installed, as for the miner
+
+    run_async(
         serve_validator(
             config,
             model_dir=model,

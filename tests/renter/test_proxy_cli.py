@@ -150,7 +150,7 @@ def test_summary_counts_cost_per_million_tokens() -> None:
 def test_bench_proxy_reports_overhead_and_throughput(tmp_path: Path) -> None:
     """``latent bench proxy`` end to end at small sizes (figures not judged here)."""
     from latent.bench_proxy import run_proxy_bench
-    from miner.server import run_async
+    from protocol.serving import run_async
 
     report = run_async(run_proxy_bench(requests=4, concurrency=2, max_tokens=2))
     latency = report["latency_c1"]
