@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import LatentError
 
 
@@ -105,21 +106,6 @@ _mount_roles()
 
 console = Console()
 err_console = Console(stderr=True)
-
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
-KeystoreOpt = Annotated[
-    Path | None, typer.Option("--keystore", help="Keystore file of the signer.")
-]
-WalletOpt = Annotated[
-    str | None, typer.Option("--wallet", help="Wallet name (signs with its coldkey).")
-]
-DevOpt = Annotated[
-    int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 # --------------------------------------------------------------------------- compile
@@ -265,7 +251,7 @@ def localnet_cmd(
     once: Annotated[
         bool, typer.Option("--once", help="Exit after deploying and registering.")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Run the whole subnet here: chain, miners (one cheating), validators, a paying renter,
     and the dashboard."""

@@ -20,6 +20,15 @@ from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import (
+    DevOpt,
+    JsonOpt,
+    KeystoreOpt,
+    NetworkOpt,
+    RpcOpt,
+    WalletOpt,
+    dev_account_option,
+)
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
 from chain.target import ChainTarget, open_target
@@ -30,26 +39,14 @@ stake_app = typer.Typer(help="Bond tokens to a hotkey, unbond, claim.", no_args_
 weights_app = typer.Typer(help="Validator weights as stored on chain.", no_args_is_help=True)
 console = Console()
 
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="Network from deploy/networks.toml.")
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
 MetagraphOpt = Annotated[
     str | None,
     typer.Option("--metagraph", help="Metagraph address (default: the deployment manifest)."),
-]
-WalletOpt = Annotated[str | None, typer.Option("--wallet", help="Wallet name (its coldkey signs).")]
-KeystoreOpt = Annotated[
-    Path | None, typer.Option("--keystore", help="Keystore file of the signer.")
-]
-DevOpt = Annotated[
-    int | None, typer.Option("--dev-account", help="anvil dev account (localnet only).")
 ]
 HotkeyOpt = Annotated[str | None, typer.Option("--hotkey", help="Hotkey name in the wallet.")]
 HotkeyAddrOpt = Annotated[
     str | None, typer.Option("--hotkey-address", help="Hotkey address (0x...).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,9 @@ def register_cmd(
     hotkey_address: HotkeyAddrOpt = None,
     hotkey_dev_account: Annotated[
         int | None,
-        typer.Option("--hotkey-dev-account", help="Hotkey: anvil dev account (signs its consent)."),
+        dev_account_option(
+            "--hotkey-dev-account", "Hotkey: anvil dev account 0-9 (signs its consent)."
+        ),
     ] = None,
     hotkey_consent: Annotated[
         str | None,

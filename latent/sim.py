@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import JsonOpt
 from chain.yuma.reference import epoch as yuma_epoch
 from chain.yuma.reference import weighted_median
 from chain.yuma.types import U16_MAX, EpochInputs, YumaParams
@@ -274,7 +275,7 @@ def sim(
         bool, typer.Option(help="Weights revealed one epoch late (copiers lag).")
     ] = True,
     liquid_alpha: Annotated[bool, typer.Option(help="Per-entry liquid alpha bond EMA.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Simulate Yuma Consensus epochs over honest, lazy, copier and colluding validators."""
     config = SimConfig(

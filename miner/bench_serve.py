@@ -53,6 +53,7 @@ from typing import Annotated, Any
 
 import typer
 
+from chain.cli_options import JsonOpt
 from chain.errors import ConfigError, LatentError
 
 DEFAULT_CONCURRENCY = (1, 16)
@@ -455,7 +456,7 @@ def _parse_concurrency(value: str) -> tuple[int, ...]:
 
 
 def bench_serve(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Model directory (default: build --preset)."),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from eth_account.signers.local import LocalAccount
 
+from chain.cli_options import DevOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import ConfigError
 from miner.config import (
     AuthConfig,
@@ -98,11 +99,8 @@ def run(
             "--public-url", help="Endpoint to publish on-chain (default http://HOST:PORT)."
         ),
     ] = None,
-    network: Annotated[
-        str,
-        typer.Option("--network", "-n", envvar="LATENT_NETWORK", help="deploy/networks.toml name."),
-    ] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Override the RPC URL.")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     escrow: Annotated[str | None, typer.Option("--escrow", help="PaymentEscrow address.")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Payment token address.")] = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
@@ -112,14 +110,10 @@ def run(
     no_payment: Annotated[
         bool, typer.Option("--no-payment", help="Serve without vouchers (development).")
     ] = False,
-    keystore: Annotated[
-        Path | None, typer.Option("--keystore", help="Hotkey keystore file.")
-    ] = None,
-    wallet: Annotated[str | None, typer.Option("--wallet", help="Wallet name.")] = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
     hotkey: Annotated[str, typer.Option("--hotkey", help="Hotkey name in the wallet.")] = "default",
-    dev_account: Annotated[
-        int | None, typer.Option("--dev-account", help="anvil dev account index (localnet).")
-    ] = None,
+    dev_account: DevOpt = None,
     price_prompt: Annotated[
         int, typer.Option("--price-prompt", help="Base units per prompt token.")
     ] = PricingConfig.per_prompt_token,

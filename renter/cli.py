@@ -17,6 +17,7 @@ import typer
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
 from chain.target import ChainTarget, open_target
@@ -32,19 +33,9 @@ from renter.proxy_cli import (
 app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
 app.command("proxy")(proxy_command)
 
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
 EscrowOpt = Annotated[
     str | None, typer.Option("--escrow", help="PaymentEscrow address (default: manifest).")
 ]
-KeystoreOpt = Annotated[Path | None, typer.Option("--keystore", help="Keystore of the renter.")]
-WalletOpt = Annotated[str | None, typer.Option("--wallet", help="Wallet name (its coldkey signs).")]
-DevOpt = Annotated[
-    int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ChannelArg = Annotated[str, typer.Argument(help="Channel id (0x + 64 hex).")]
 OptionalChannelArg = Annotated[
     str | None, typer.Argument(help="Channel id (0x + 64 hex); none: the proxy's channels.")

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import ConfigError
 from chain.token import format_tokens, parse_token_amount
 from renter.config import ChannelConfig, ProxyConfig, SpendConfig
@@ -137,14 +138,14 @@ def proxy_command(
         bool, typer.Option("--permit/--approve", help="Open channels with ERC-2612 permits.")
     ] = True,
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    network: Annotated[str, typer.Option("--network", "-n")] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     escrow: Annotated[str | None, typer.Option("--escrow", help="PaymentEscrow address.")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Payment token address.")] = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
-    keystore: Annotated[Path | None, typer.Option("--keystore")] = None,
-    wallet: Annotated[str | None, typer.Option("--wallet")] = None,
-    dev_account: Annotated[int | None, typer.Option("--dev-account")] = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
 ) -> None:
     """Serve an OpenAI-compatible endpoint that pays miners per token (Ctrl-C stops)."""
     from chain.target import open_target
@@ -377,10 +378,10 @@ def market_rows(offers: list[Any], stats: dict[str, Any]) -> list[dict[str, Any]
 
 
 def market_command(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    network: Annotated[str, typer.Option("--network", "-n")] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
 ) -> None:
     """Serving miners: model, price per token, context, incentive, measured speed."""

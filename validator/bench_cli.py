@@ -14,11 +14,11 @@ from typing import Annotated
 
 import typer
 
+from chain.cli_options import JsonOpt
 from chain.errors import ConfigError
 
 __all__ = ["bench_gauntlet", "bench_verify"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", help="Model directory (default: build --preset).")
 ]
