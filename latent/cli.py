@@ -18,10 +18,11 @@ try:  # recent typer vendors click: its usage errors are not click's own classes
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click.exceptions import ClickException  # type: ignore[assignment]
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
-from chain.errors import LatentError
+from chain.errors import ConfigError, LatentError
 
 
 class GasRegression(LatentError):
@@ -380,9 +381,14 @@ def bench_gas(
     ] = False,
 ) -> None:
     """Gas per operation, measured from real receipts on a fresh anvil."""
-    from latent.gas import measure_all
+    from latent.gas import measure_all, scenario_modules
     from latent.gas._report import GAS_REPORT, compare_reports, load_report, write_report
 
+    unknown = sorted(set(area or []) - set(scenario_modules()))
+    if unknown:
+        raise ConfigError(
+            f"unknown --area {', '.join(unknown)}; choose from {', '.join(scenario_modules())}"
+        )
     report = measure_all(area)
     if json_out:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -413,19 +419,33 @@ def bench_gas(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turn LatentError into a one-line error."""
+    """Console entry point: run the app; every refusal is one line on stderr, never a
+    traceback.
+
+    A ``LatentError`` (the command ran and refused) prints ``error: MESSAGE`` and exits 1. A
+    usage error found by the parser (missing or unknown option, bad value) prints
+    ``error: MESSAGE (see 'latent CMD -h')`` and exits 2, click's code for usage errors, so
+    scripts can tell "you called it wrong" from "it failed"."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="latent", standalone_mode=False)
     except LatentError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(1)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
     except ClickException as exc:
-        exc.show()
+        message = exc.format_message().strip().rstrip(".")
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and exc.exit_code == 2:
+            message += f" (see '{ctx.command_path} -h')"
+        _print_error(" ".join(message.split()))
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

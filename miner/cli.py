@@ -151,6 +151,8 @@ def run(
     """Serve the model with paid access, validator challenges, receipts and proofs."""
     from chain.keys import resolve_account
 
+    # Refused before the chain, the key or the model is touched (loading takes a while).
+    check_bind(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     chain = (
         None
@@ -202,6 +204,27 @@ def run(
     from miner.server import run_async  # uvloop when installed, like the benchmark
 
     run_async(serve_miner(config, account))
+
+
+def check_bind(host: str, port: int) -> None:
+    """Refuse a port that is no TCP port or that something already listens on (a clear
+    error now instead of uvicorn's after the model has loaded)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port (0-65535)")
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it "
+                "or pick --port"
+            ) from None
 
 
 async def serve_miner(
