@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 try:  # recent typer vendors click: its usage errors are not click's own classes
+    import typer._click as click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer uses click itself
+    import click  # type: ignore[no-redef]
     from click.exceptions import ClickException  # type: ignore[assignment]
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
+from chain.cli_output import print_table
 from chain.errors import ConfigError, LatentError
 
 
@@ -29,8 +33,50 @@ class GasRegression(LatentError):
     """An operation costs more gas than the committed report says."""
 
 
+#: ``latent -h`` lists commands under their role, in this order; a command missing here is
+#: listed under "Other" (so a new one is never hidden).
+COMMAND_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Subnet", ("register", "consent", "metagraph", "stake", "weights", "rewards")),
+    ("Miner", ("miner", "model")),
+    ("Validator", ("validator",)),
+    ("Renter", ("renter", "market")),
+    ("Chain & deploy", ("localnet", "deploy", "compile", "wallet", "dashboard", "bittensor")),
+    ("Tools", ("bench", "sim")),
+)
+
+
+class RoleGroupedHelp(TyperGroup):
+    """The root group: its help lists commands in role sections (:data:`COMMAND_SECTIONS`)
+    with click's plain formatter (rich markup is off, so this reads the same in a pipe)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {
+            name: cmd
+            for name in self.list_commands(ctx)
+            if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden
+        }
+        if not commands:
+            return
+        width = max(len(name) for name in commands)  # one column for every section
+        limit = formatter.width - 6 - width
+        placed: set[str] = set()
+        sections: list[tuple[str, list[str]]] = []
+        for title, known in COMMAND_SECTIONS:
+            present = [n for n in known if n in commands]
+            placed.update(present)
+            sections.append((title, present))
+        sections.append(("Other", [n for n in commands if n not in placed]))
+        for title, names in sections:
+            if names:
+                with formatter.section(title):
+                    formatter.write_dl(
+                        [(n.ljust(width), commands[n].get_short_help_str(limit)) for n in names]
+                    )
+
+
 app = typer.Typer(
     name="latent",
+    cls=RoleGroupedHelp,
     help="Latent: GPU inference subnet settled on an EVM chain.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -142,7 +188,7 @@ def compile_cmd(
     table = Table("contract", "source", "runtime bytes")
     for name, art in sorted(deployable.items()):
         table.add_row(name, art.source_path, str(len(art.deployed_bytecode) // 2 - 1))
-    console.print(table)
+    print_table(table, console)
 
 
 # --------------------------------------------------------------------------- deploy
@@ -200,7 +246,7 @@ def deploy_cmd(
             "total",
             f"{total:,}  (≈ {total * gas_price / 1e18:.6f} native at {gas_price / 1e9:.3g} gwei)",
         )
-        console.print(table)
+        print_table(table, console)
         return
     account = resolve_account(
         keystore=keystore, wallet=wallet, dev_account=dev_account, allow_dev=net.dev_accounts
@@ -214,7 +260,7 @@ def deploy_cmd(
     )
     for s in steps:
         table.add_row(s.name, s.address, s.action, f"{s.gas:,}" if s.gas else "-")
-    console.print(table)
+    print_table(table, console)
     console.print(f"manifest: {manifest_path(net.name)}")
 
 
@@ -288,6 +334,7 @@ def wallet_create(
         str | None, typer.Option("--hotkey", help="Create this hotkey instead of the coldkey.")
     ] = None,
     wallet_dir: Annotated[Path | None, typer.Option(help="Wallets folder.")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create an encrypted coldkey (or, with --hotkey, a hotkey) in a wallet."""
     from chain.keys import create_key, default_wallet_dir, password_from_env_or_prompt
@@ -300,6 +347,19 @@ def wallet_create(
         password,
         name=hotkey or "default",
     )
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "wallet": info.wallet,
+                    "role": info.role,
+                    "name": info.name,
+                    "address": info.address,
+                    "path": str(info.path),
+                }
+            )
+        )
+        return
     console.print(f"created {info.role} {info.wallet}/{info.name}: {info.address}  ({info.path})")
 
 
@@ -332,7 +392,7 @@ def wallet_list(
     table = Table("wallet", "role", "name", "address")
     for k in keys:
         table.add_row(k.wallet, k.role, k.name, k.address)
-    console.print(table)
+    print_table(table, console)
 
 
 @wallet_app.command("show")
@@ -397,7 +457,7 @@ def bench_gas(
         for name, ops in sorted(report.items()):
             for op, gas in sorted(ops.items()):
                 table.add_row(name, op, f"{gas:,}")
-        console.print(table)
+        print_table(table, console)
     if check:
         committed = load_report()
         if area:

@@ -29,6 +29,7 @@ from chain.cli_options import (
     WalletOpt,
     dev_account_option,
 )
+from chain.cli_output import print_table
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
 from chain.target import ChainTarget, open_target
@@ -224,12 +225,27 @@ def stake_add(
     dev_account: DevOpt = None,
     hotkey: HotkeyOpt = None,
     hotkey_address: HotkeyAddrOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Bond tokens from the coldkey to a registered hotkey (yours or anyone's: delegation)."""
     target = _target(network, rpc_url, metagraph)
     hk = _hotkey_address(wallet, hotkey, hotkey_address)
     coldkey = _signer(target, keystore, wallet, dev_account)
-    target.client.add_stake(coldkey, hk, _amount(amount))
+    bonded = _amount(amount)
+    target.client.add_stake(coldkey, hk, bonded)
+    if json_out:
+        stake = target.client.hotkey_stake(hk)
+        print(
+            json.dumps(
+                {
+                    "hotkey": hk,
+                    "coldkey": coldkey.address,
+                    "staked_wei": str(bonded),
+                    "hotkey_stake_wei": str(stake),
+                }
+            )
+        )
+        return
     console.print(f"staked; {hk} now has {_tokens(target.client.hotkey_stake(hk))} tokens")
 
 
@@ -244,13 +260,28 @@ def stake_remove(
     dev_account: DevOpt = None,
     hotkey: HotkeyOpt = None,
     hotkey_address: HotkeyAddrOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Unbond tokens; claim them with `latent stake claim` after the unbonding period."""
     target = _target(network, rpc_url, metagraph)
     hk = _hotkey_address(wallet, hotkey, hotkey_address)
     coldkey = _signer(target, keystore, wallet, dev_account)
-    target.client.remove_stake(coldkey, hk, _amount(amount))
+    unbonded = _amount(amount)
+    target.client.remove_stake(coldkey, hk, unbonded)
     pending, release = target.client.unbonding(coldkey.address)
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "hotkey": hk,
+                    "coldkey": coldkey.address,
+                    "unstaked_wei": str(unbonded),
+                    "unbonding_wei": str(pending),
+                    "claimable_from_block": release,
+                }
+            )
+        )
+        return
     console.print(f"unbonding {_tokens(pending)} tokens, claimable from block {release}")
 
 
@@ -262,12 +293,16 @@ def stake_claim(
     wallet: WalletOpt = None,
     keystore: KeystoreOpt = None,
     dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Withdraw unbonded tokens once the unbonding period has passed."""
     target = _target(network, rpc_url, metagraph)
     coldkey = _signer(target, keystore, wallet, dev_account)
     receipt = target.client.claim_unbonded(coldkey)
     (event,) = target.client.contract.events(receipt, "UnbondedClaimed")
+    if json_out:
+        print(json.dumps({"coldkey": coldkey.address, "claimed_wei": str(int(event["amount"]))}))
+        return
     console.print(f"claimed {_tokens(int(event['amount']))} tokens")
 
 
@@ -304,7 +339,7 @@ def metagraph_cmd(
             str(info.last_update),
             info.endpoint,
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @weights_app.command("show")
@@ -333,7 +368,7 @@ def weights_show(
     for u, row in rows.items():
         shown = ", ".join(f"{t}: {w}" for t, w in row.items()) or "(none)"
         table.add_row(str(u), str(snap.last_update[u]) if u < snap.n else "-", shown)
-    console.print(table)
+    print_table(table, console)
 
 
 app.add_typer(stake_app, name="stake")

@@ -9,85 +9,16 @@ a ``LatentError`` into the one line), against the session's anvil with a fresh d
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_env import Subnet, assert_one_line_error, chain_args, run_latent, subnet
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
 from chain.epoch import EpochClient, Phase
-from chain.manifest import Manifest
-from chain.metagraph import MetagraphClient
-from chain.networks import Network, get_network
-from chain.node import AnvilNode, mine, revert, snapshot
-from deploy.deployer import deploy_plan
-from latent.cli import main
+from chain.node import mine, revert, snapshot
 
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run_latent(capsys: pytest.CaptureFixture[str], *argv: str) -> Outcome:
-    capsys.readouterr()
-    code: object = 0
-    try:
-        main(list(argv))
-    except SystemExit as exited:
-        code = exited.code or 0
-    out = capsys.readouterr()
-    return Outcome(code if isinstance(code, int) else 1, out.out, out.err)
-
-
-def assert_one_line_error(outcome: Outcome, *fragments: str, code: int = 1) -> str:
-    assert outcome.code == code, outcome
-    assert "Traceback" not in outcome.stderr + outcome.stdout
-    lines = [line for line in outcome.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, outcome.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-@dataclass(frozen=True)
-class Subnet:
-    w3: Web3
-    rpc_url: str
-    manifest: Manifest
-    graph: MetagraphClient
-
-    def fingerprint(self, accounts: list[LocalAccount]) -> tuple[int, ...]:
-        """Block height and every dev account's nonce: equal means no transaction was sent."""
-        return (
-            self.w3.eth.block_number,
-            *(self.w3.eth.get_transaction_count(a.address) for a in accounts),
-        )
-
-
-@pytest.fixture(scope="module")
-def subnet(
-    anvil: AnvilNode,
-    w3: Web3,
-    accounts: list[LocalAccount],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Subnet]:
-    snap = snapshot(w3)
-    base = get_network("localnet")
-    net = Network(base.name, 31337, anvil.rpc_url, base.rpc_env, True, base.metagraph)
-    manifest, _ = deploy_plan(w3, net, accounts[0], manifest_dir=tmp_path_factory.mktemp("dep"))
-    graph = MetagraphClient(w3, manifest.address("Metagraph"))
-    yield Subnet(w3, anvil.rpc_url, manifest, graph)
-    revert(w3, snap)
-
-
-def _chain_args(subnet: Subnet) -> list[str]:
-    return ["--rpc-url", subnet.rpc_url, "--metagraph", subnet.manifest.address("Metagraph")]
+__all__ = ["subnet"]  # the module-scoped fixture
 
 
 # ------------------------------------------------------------ refused before any chain access
@@ -162,7 +93,7 @@ def test_register_with_an_endpoint_that_is_no_url_burns_nothing(
     before = subnet.fingerprint(accounts)
     price = subnet.graph.registration_price()
     outcome = run_latent(
-        capsys, "register", *_chain_args(subnet), "--dev-account", "1",
+        capsys, "register", *chain_args(subnet), "--dev-account", "1",
         "--hotkey-dev-account", "1", "--endpoint", "not-a-url",
     )  # fmt: skip
     assert_one_line_error(outcome, "--endpoint 'not-a-url' is not an http(s) URL")
@@ -187,7 +118,7 @@ def test_register_during_an_epoch_says_when_to_retry(
         assert phase != Phase.IDLE
         before = subnet.fingerprint(accounts)
         outcome = run_latent(
-            capsys, "register", *_chain_args(subnet), "--dev-account", "3",
+            capsys, "register", *chain_args(subnet), "--dev-account", "3",
             "--hotkey-dev-account", "3", "--endpoint", "http://127.0.0.1:8003",
         )  # fmt: skip
         line = assert_one_line_error(outcome, "epoch in progress, retry in ~")
@@ -195,7 +126,7 @@ def test_register_during_an_epoch_says_when_to_retry(
         assert subnet.fingerprint(accounts) == before  # not even the approval was sent
         epoch.run_epoch_until_done(owner)
         registered = run_latent(
-            capsys, "register", *_chain_args(subnet), "--dev-account", "3",
+            capsys, "register", *chain_args(subnet), "--dev-account", "3",
             "--hotkey-dev-account", "3", "--endpoint", "http://127.0.0.1:8003", "--json",
         )  # fmt: skip
         assert registered.code == 0, registered

@@ -28,6 +28,7 @@ from chain.cli_options import (
     WalletOpt,
     dev_account_option,
 )
+from chain.cli_output import print_table
 from chain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def status(
             row["last_reason"][:40],
         )
     console = Console()
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"round {data['round']}; last commit {data.get('last_commit')}; last reveal {data.get('last_reveal')}"
     )
