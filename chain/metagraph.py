@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from chain.client import Contract
-from chain.errors import ConfigError
+from chain.errors import ConfigError, ContractRevert, TransactionFailed
 from chain.weights import WeightSet, commit_hash, unpack_row
 
 ARTIFACT = "Metagraph"
@@ -347,6 +347,18 @@ def sign_hotkey_consent(
     )
 
 
+class EpochInProgress(TransactionFailed):
+    """The metagraph is frozen while a Yuma epoch is processed (``MetagraphEpochInProgress``):
+    registration and stake changes wait until it completes, a few blocks."""
+
+    blocks_left: int = 0
+
+
+#: runEpoch transactions still to come after each phase starts (Rows -> Columns -> Credit ->
+#: Idle); keepers send one per block, so this many blocks is the usual wait on a small subnet.
+_EPOCH_CALLS_LEFT = {1: 3, 2: 2, 3: 1}
+
+
 class MetagraphClient(MetagraphReader):
     """Transactions against the metagraph. Methods that spend tokens approve exactly what they
     spend first (registration: the current price, or ``max_price`` when given)."""
@@ -406,22 +418,53 @@ class MetagraphClient(MetagraphReader):
                 )
             consent = self.sign_consent(hotkey, coldkey.address)
         limit = self.registration_price() if max_price is None else max_price
+        self.refuse_during_epoch()  # before the approval: nothing changes on chain
         self._approve(coldkey, limit)
-        if needs_consent:
-            assert consent is not None
-            receipt = self.contract.transact(
-                "registerWithConsent",
-                address,
-                endpoint,
-                limit,
-                consent.deadline,
-                consent.signature,
-                sender=coldkey,
-            )
-        else:
-            receipt = self.contract.transact("register", address, endpoint, limit, sender=coldkey)
+        try:
+            if needs_consent:
+                assert consent is not None
+                receipt = self.contract.transact(
+                    "registerWithConsent",
+                    address,
+                    endpoint,
+                    limit,
+                    consent.deadline,
+                    consent.signature,
+                    sender=coldkey,
+                )
+            else:
+                receipt = self.contract.transact(
+                    "register", address, endpoint, limit, sender=coldkey
+                )
+        except ContractRevert as exc:  # an epoch started since the check above
+            if exc.error_name == "MetagraphEpochInProgress":
+                raise self._epoch_in_progress() from None
+            raise
         event = self.contract.events(receipt, "NeuronRegistered")[0]
         return int(event["uid"]), int(event["burned"]), receipt
+
+    def refuse_during_epoch(self) -> None:
+        """Raise :class:`EpochInProgress` while the epoch contract is processing an epoch
+        (the metagraph would revert ``MetagraphEpochInProgress``)."""
+        error = self._epoch_in_progress()
+        if error.blocks_left:
+            raise error
+
+    def _epoch_in_progress(self) -> EpochInProgress:
+        """The error to raise now, with ``blocks_left`` (0: no epoch is running)."""
+        epoch = to_checksum_address(self.contract.call("epochContract"))
+        phase = 0
+        if int(epoch, 16):
+            from chain.epoch import EpochClient  # chain.epoch imports this module
+
+            phase = int(EpochClient(self.w3, epoch).progress()[0])
+        blocks = _EPOCH_CALLS_LEFT.get(phase, 0)
+        error = EpochInProgress(
+            f"epoch in progress, retry in ~{max(blocks, 1)} blocks (the metagraph is frozen "
+            "while the Yuma epoch is processed; nothing was sent)"
+        )
+        error.blocks_left = blocks
+        return error
 
     def hotkey_owner(self, hotkey: str) -> str | None:
         """The coldkey that owns ``hotkey`` (None before its first registration)."""

@@ -29,6 +29,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from chain.cli_options import JsonOpt
 from chain.errors import LatentError
 from chain.keys import dev_accounts
 from chain.node import AnvilNode
@@ -292,7 +293,7 @@ async def run_proxy_bench(
 
 
 def bench_proxy(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
     requests: Annotated[int, typer.Option("--requests", help="Requests per measurement.")] = 64,
     concurrency: Annotated[int, typer.Option("--concurrency")] = 16,
     max_tokens: Annotated[int, typer.Option("--max-tokens")] = 8,

@@ -29,6 +29,7 @@ from rich.table import Table
 from chain.bittensor import client as subtensor_client
 from chain.bittensor.metagraph import RAO_PER_TAO, Metagraph
 from chain.bittensor.ss58 import h160_to_ss58
+from chain.cli_output import print_table
 from chain.errors import ConfigError
 
 app = typer.Typer(
@@ -107,7 +108,7 @@ def metagraph_cmd(
             str(n.last_update),
             f"{n.axon.ip}:{n.axon.port}" if n.axon.served else "",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @weights_app.command("show")
@@ -127,7 +128,7 @@ def weights_show(
     table = Table("validator uid", "weights (uid: u16)")
     for k, v in rows.items():
         table.add_row(str(k), ", ".join(f"{d}: {w}" for d, w in v))
-    console.print(table)
+    print_table(table, console)
 
 
 def parse_weights(text: str) -> dict[int, float]:

@@ -12,23 +12,71 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 try:  # recent typer vendors click: its usage errors are not click's own classes
+    import typer._click as click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer uses click itself
+    import click  # type: ignore[no-redef]
     from click.exceptions import ClickException  # type: ignore[assignment]
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from chain.errors import LatentError
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
+from chain.cli_output import print_table
+from chain.errors import ConfigError, LatentError
 
 
 class GasRegression(LatentError):
     """An operation costs more gas than the committed report says."""
 
 
+#: ``latent -h`` lists commands under their role, in this order; a command missing here is
+#: listed under "Other" (so a new one is never hidden).
+COMMAND_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Subnet", ("register", "consent", "metagraph", "stake", "weights", "rewards")),
+    ("Miner", ("miner", "model")),
+    ("Validator", ("validator",)),
+    ("Renter", ("renter", "market")),
+    ("Chain & deploy", ("localnet", "deploy", "compile", "wallet", "dashboard", "bittensor")),
+    ("Tools", ("bench", "sim")),
+)
+
+
+class RoleGroupedHelp(TyperGroup):
+    """The root group: its help lists commands in role sections (:data:`COMMAND_SECTIONS`)
+    with click's plain formatter (rich markup is off, so this reads the same in a pipe)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {
+            name: cmd
+            for name in self.list_commands(ctx)
+            if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden
+        }
+        if not commands:
+            return
+        width = max(len(name) for name in commands)  # one column for every section
+        limit = formatter.width - 6 - width
+        placed: set[str] = set()
+        sections: list[tuple[str, list[str]]] = []
+        for title, known in COMMAND_SECTIONS:
+            present = [n for n in known if n in commands]
+            placed.update(present)
+            sections.append((title, present))
+        sections.append(("Other", [n for n in commands if n not in placed]))
+        for title, names in sections:
+            if names:
+                with formatter.section(title):
+                    formatter.write_dl(
+                        [(n.ljust(width), commands[n].get_short_help_str(limit)) for n in names]
+                    )
+
+
 app = typer.Typer(
     name="latent",
+    cls=RoleGroupedHelp,
     help="Latent: GPU inference subnet settled on an EVM chain.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -106,21 +154,6 @@ _mount_roles()
 console = Console()
 err_console = Console(stderr=True)
 
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
-KeystoreOpt = Annotated[
-    Path | None, typer.Option("--keystore", help="Keystore file of the signer.")
-]
-WalletOpt = Annotated[
-    str | None, typer.Option("--wallet", help="Wallet name (signs with its coldkey).")
-]
-DevOpt = Annotated[
-    int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
 
 # --------------------------------------------------------------------------- compile
 
@@ -173,7 +206,7 @@ def compile_cmd(
                 f"{CODE_SIZE_LIMIT - art.runtime_size:,}",
                 f"{art.initcode_size:,}",
             )
-        console.print(table)
+        print_table(table, console)
     problems = [p for art in deployable.values() for p in art.size_problems()]
     if check and problems:
         raise CompileError("; ".join(problems))
@@ -234,7 +267,7 @@ def deploy_cmd(
             "total",
             f"{total:,}  (≈ {total * gas_price / 1e18:.6f} native at {gas_price / 1e9:.3g} gwei)",
         )
-        console.print(table)
+        print_table(table, console)
         return
     account = resolve_account(
         keystore=keystore, wallet=wallet, dev_account=dev_account, allow_dev=net.dev_accounts
@@ -248,7 +281,7 @@ def deploy_cmd(
     )
     for s in steps:
         table.add_row(s.name, s.address, s.action, f"{s.gas:,}" if s.gas else "-")
-    console.print(table)
+    print_table(table, console)
     console.print(f"manifest: {manifest_path(net.name)}")
 
 
@@ -286,7 +319,7 @@ def localnet_cmd(
     once: Annotated[
         bool, typer.Option("--once", help="Exit after deploying and registering.")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Run the whole subnet here: chain, miners (one cheating), validators, a paying renter,
     and the dashboard."""
@@ -322,6 +355,7 @@ def wallet_create(
         str | None, typer.Option("--hotkey", help="Create this hotkey instead of the coldkey.")
     ] = None,
     wallet_dir: Annotated[Path | None, typer.Option(help="Wallets folder.")] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create an encrypted coldkey (or, with --hotkey, a hotkey) in a wallet."""
     from chain.keys import create_key, default_wallet_dir, password_from_env_or_prompt
@@ -334,6 +368,19 @@ def wallet_create(
         password,
         name=hotkey or "default",
     )
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "wallet": info.wallet,
+                    "role": info.role,
+                    "name": info.name,
+                    "address": info.address,
+                    "path": str(info.path),
+                }
+            )
+        )
+        return
     console.print(f"created {info.role} {info.wallet}/{info.name}: {info.address}  ({info.path})")
 
 
@@ -366,7 +413,7 @@ def wallet_list(
     table = Table("wallet", "role", "name", "address")
     for k in keys:
         table.add_row(k.wallet, k.role, k.name, k.address)
-    console.print(table)
+    print_table(table, console)
 
 
 @wallet_app.command("show")
@@ -415,9 +462,14 @@ def bench_gas(
     ] = False,
 ) -> None:
     """Gas per operation, measured from real receipts on a fresh anvil."""
-    from latent.gas import measure_all
+    from latent.gas import measure_all, scenario_modules
     from latent.gas._report import GAS_REPORT, compare_reports, load_report, write_report
 
+    unknown = sorted(set(area or []) - set(scenario_modules()))
+    if unknown:
+        raise ConfigError(
+            f"unknown --area {', '.join(unknown)}; choose from {', '.join(scenario_modules())}"
+        )
     report = measure_all(area)
     if json_out:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -426,7 +478,7 @@ def bench_gas(
         for name, ops in sorted(report.items()):
             for op, gas in sorted(ops.items()):
                 table.add_row(name, op, f"{gas:,}")
-        console.print(table)
+        print_table(table, console)
     if check:
         committed = load_report()
         if area:
@@ -448,19 +500,33 @@ def bench_gas(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turn LatentError into a one-line error."""
+    """Console entry point: run the app; every refusal is one line on stderr, never a
+    traceback.
+
+    A ``LatentError`` (the command ran and refused) prints ``error: MESSAGE`` and exits 1. A
+    usage error found by the parser (missing or unknown option, bad value) prints
+    ``error: MESSAGE (see 'latent CMD -h')`` and exits 2, click's code for usage errors, so
+    scripts can tell "you called it wrong" from "it failed"."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="latent", standalone_mode=False)
     except LatentError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(1)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
     except ClickException as exc:
-        exc.show()
+        message = exc.format_message().strip().rstrip(".")
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and exc.exit_code == 2:
+            message += f" (see '{ctx.command_path} -h')"
+        _print_error(" ".join(message.split()))
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -43,6 +43,7 @@ from rich.live import Live
 from rich.table import Table
 from web3 import Web3
 
+from chain.cli_output import print_table
 from chain.client import Contract, connect
 from chain.epoch import EpochClient
 from chain.errors import ConfigError, LatentError
@@ -58,6 +59,7 @@ from deploy.deployer import deploy_plan
 from latent.dashboard.model import MinerQuality, miner_quality
 from latent.dashboard.sources import fetch_validator_reports
 from latent.processes import (
+    ManifestDirLock,
     RoleProcess,
     StateDirLock,
     Supervisor,
@@ -493,20 +495,32 @@ def run_localnet(config: LocalnetConfig, console: Console | None = None) -> int:
             )
     if not 1 <= config.port <= 65535:
         raise ConfigError(f"--port {config.port} is not a TCP port (1-65535)")
-    if not port_is_free(config.port):
-        raise ConfigError(f"port {config.port} is already in use; stop that process or pick --port")
-    if config.dashboard_port and not port_is_free(config.dashboard_port):
-        raise ConfigError(
-            f"dashboard port {config.dashboard_port} is already in use; pick --dashboard-port"
-        )
     keep = config.state_dir is not None
     state_dir = config.state_dir or Path(tempfile.mkdtemp(prefix="latent-localnet-"))
     try:
-        with StateDirLock(state_dir):
+        with StateDirLock(state_dir), ManifestDirLock(manifest_dir_for(config, state_dir)):
+            if not port_is_free(config.port):
+                raise ConfigError(
+                    f"port {config.port} is already in use; stop that process or pick --port"
+                )
+            if config.dashboard_port and not port_is_free(config.dashboard_port):
+                raise ConfigError(
+                    f"dashboard port {config.dashboard_port} is already in use; "
+                    "pick --dashboard-port"
+                )
             return _run_locked(config, console, state_dir, keep)
     finally:
         if not keep:
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def manifest_dir_for(config: LocalnetConfig, state_dir: Path) -> Path:
+    """Where this localnet's manifest goes. The default port's is the one other commands
+    read (``DEPLOYMENTS_DIR``: ``deploy/deployments``, or ``$LATENT_DEPLOYMENTS_DIR``);
+    another port keeps its own under the state directory so two localnets never overwrite
+    each other's. Either directory is locked while the localnet runs
+    (:class:`ManifestDirLock`): a second localnet aimed at the same one is refused."""
+    return DEPLOYMENTS_DIR if config.port == DEFAULT_PORT else state_dir / "deployments"
 
 
 def _run_locked(config: LocalnetConfig, console: Console, state_dir: Path, keep: bool) -> int:
@@ -524,9 +538,7 @@ def _run_locked(config: LocalnetConfig, console: Console, state_dir: Path, keep:
     renter = next(n for n in neurons if n.role == "renter")
     renter.url = f"http://127.0.0.1:{free_port()}"
     renter.state = state_dir / "renter"
-    # The default port's manifest is the one other commands read; another port keeps its
-    # own under the state directory so two localnets never overwrite each other's.
-    manifest_dir = DEPLOYMENTS_DIR if config.port == DEFAULT_PORT else state_dir / "deployments"
+    manifest_dir = manifest_dir_for(config, state_dir)
     node = AnvilNode(
         chain_id=31337,
         port=config.port,
@@ -551,6 +563,55 @@ def _run_locked(config: LocalnetConfig, console: Console, state_dir: Path, keep:
         )
 
 
+def role_rows(neurons: list[Neuron]) -> list[tuple[str, str, str]]:
+    """(dev account, address, what it does) for every funded dev account, unused ones too."""
+    by_index = {n.account_index: n for n in neurons}
+    validators = [n for n in neurons if n.role.startswith("validator")]
+    rows = []
+    for index, account in enumerate(dev_accounts(10)):
+        neuron = by_index.get(index)
+        if neuron is None:
+            what = "unused (funded: free for your own commands)"
+        elif neuron.role == "owner":
+            what = "owner: deployed the contracts, subnet owner"
+        elif neuron.role.startswith("miner"):
+            what = f"{neuron.role}: coldkey = hotkey, serves {neuron.url}"
+            what += f" (cheats: {neuron.cheat})" if neuron.cheat else ""
+        elif neuron.role.startswith("validator"):
+            what = f"{neuron.role}: coldkey = hotkey, self-staked"
+        elif neuron.role.startswith("payer"):
+            number = int(neuron.role.split("-")[1])
+            owner = validators[number - 1].account_index if number <= len(validators) else "?"
+            what = f"{neuron.role}: pays miners for the validator on dev account {owner}"
+        else:
+            what = f"{neuron.role}: the renter proxy at {neuron.url}" if neuron.url else neuron.role
+        rows.append((str(index), str(account.address), what))
+    return rows
+
+
+def usage_lines(rpc_url: str, manifest_dir: Path, *, default_port: bool) -> list[str]:
+    """How other commands reach this localnet (printed at start)."""
+    if default_port:
+        lines = [
+            f"other commands reach this localnet without flags ({rpc_url}, manifest "
+            f"{manifest_dir / 'localnet.json'}), e.g.:"
+        ]
+    else:
+        lines = [
+            "other commands reach this localnet after (or with --rpc-url "
+            f"{rpc_url} and this LATENT_DEPLOYMENTS_DIR):",
+            f"  export LATENT_LOCALNET_RPC_URL={rpc_url} LATENT_DEPLOYMENTS_DIR={manifest_dir}",
+            "then, e.g.:",
+        ]
+    lines += [
+        "  latent metagraph",
+        "  latent market",
+        "  latent stake add 10 --dev-account 8 --hotkey-address ADDRESS   (sign with a dev "
+        "account above)",
+    ]
+    return lines
+
+
 def _print_intro(
     config: LocalnetConfig,
     console: Console,
@@ -562,17 +623,13 @@ def _print_intro(
     if config.json_out:
         return
     table = Table("dev account", "address", "role", title=f"localnet at {rpc_url}")
-    for n in neurons:
-        cheat = f" (cheats: {n.cheat})" if n.cheat else ""
-        table.add_row(str(n.account_index), n.account.address, n.role + cheat)
-    console.print(table)
+    for row in role_rows(neurons):
+        table.add_row(*row)
+    print_table(table, console)
     for name, entry in sorted(manifest.contracts.items()):
-        console.print(f"  {name:<14} {entry.address}")
-    if config.port != DEFAULT_PORT:
-        console.print(
-            "other commands reach this localnet with:\n"
-            f"  export LATENT_LOCALNET_RPC_URL={rpc_url} LATENT_DEPLOYMENTS_DIR={manifest_dir}"
-        )
+        console.print(f"  {name:<14} {entry.address}", soft_wrap=True)
+    for line in usage_lines(rpc_url, manifest_dir, default_port=config.port == DEFAULT_PORT):
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 async def _run_roles(
@@ -711,7 +768,7 @@ async def _watch(
                     table = metagraph_table(
                         snap, roles, quality, paid, f"epoch {progress.epochs} (block {eb})"
                     )
-                    (live.console if live else console).print(table)
+                    live.console.print(table) if live else print_table(table, console)
                 if config.epochs is not None and progress.epochs >= config.epochs:
                     stop.set()
             if live is not None:

@@ -20,6 +20,16 @@ from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import (
+    DevOpt,
+    JsonOpt,
+    KeystoreOpt,
+    NetworkOpt,
+    RpcOpt,
+    WalletOpt,
+    dev_account_option,
+)
+from chain.cli_output import print_table
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
 from chain.target import ChainTarget, open_target
@@ -30,26 +40,14 @@ stake_app = typer.Typer(help="Bond tokens to a hotkey, unbond, claim.", no_args_
 weights_app = typer.Typer(help="Validator weights as stored on chain.", no_args_is_help=True)
 console = Console()
 
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="Network from deploy/networks.toml.")
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
 MetagraphOpt = Annotated[
     str | None,
     typer.Option("--metagraph", help="Metagraph address (default: the deployment manifest)."),
-]
-WalletOpt = Annotated[str | None, typer.Option("--wallet", help="Wallet name (its coldkey signs).")]
-KeystoreOpt = Annotated[
-    Path | None, typer.Option("--keystore", help="Keystore file of the signer.")
-]
-DevOpt = Annotated[
-    int | None, typer.Option("--dev-account", help="anvil dev account (localnet only).")
 ]
 HotkeyOpt = Annotated[str | None, typer.Option("--hotkey", help="Hotkey name in the wallet.")]
 HotkeyAddrOpt = Annotated[
     str | None, typer.Option("--hotkey-address", help="Hotkey address (0x...).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,9 @@ def register_cmd(
     hotkey_address: HotkeyAddrOpt = None,
     hotkey_dev_account: Annotated[
         int | None,
-        typer.Option("--hotkey-dev-account", help="Hotkey: anvil dev account (signs its consent)."),
+        dev_account_option(
+            "--hotkey-dev-account", "Hotkey: anvil dev account 0-9 (signs its consent)."
+        ),
     ] = None,
     hotkey_consent: Annotated[
         str | None,
@@ -225,12 +225,27 @@ def stake_add(
     dev_account: DevOpt = None,
     hotkey: HotkeyOpt = None,
     hotkey_address: HotkeyAddrOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Bond tokens from the coldkey to a registered hotkey (yours or anyone's: delegation)."""
     target = _target(network, rpc_url, metagraph)
     hk = _hotkey_address(wallet, hotkey, hotkey_address)
     coldkey = _signer(target, keystore, wallet, dev_account)
-    target.client.add_stake(coldkey, hk, _amount(amount))
+    bonded = _amount(amount)
+    target.client.add_stake(coldkey, hk, bonded)
+    if json_out:
+        stake = target.client.hotkey_stake(hk)
+        print(
+            json.dumps(
+                {
+                    "hotkey": hk,
+                    "coldkey": coldkey.address,
+                    "staked_wei": str(bonded),
+                    "hotkey_stake_wei": str(stake),
+                }
+            )
+        )
+        return
     console.print(f"staked; {hk} now has {_tokens(target.client.hotkey_stake(hk))} tokens")
 
 
@@ -245,13 +260,28 @@ def stake_remove(
     dev_account: DevOpt = None,
     hotkey: HotkeyOpt = None,
     hotkey_address: HotkeyAddrOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Unbond tokens; claim them with `latent stake claim` after the unbonding period."""
     target = _target(network, rpc_url, metagraph)
     hk = _hotkey_address(wallet, hotkey, hotkey_address)
     coldkey = _signer(target, keystore, wallet, dev_account)
-    target.client.remove_stake(coldkey, hk, _amount(amount))
+    unbonded = _amount(amount)
+    target.client.remove_stake(coldkey, hk, unbonded)
     pending, release = target.client.unbonding(coldkey.address)
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "hotkey": hk,
+                    "coldkey": coldkey.address,
+                    "unstaked_wei": str(unbonded),
+                    "unbonding_wei": str(pending),
+                    "claimable_from_block": release,
+                }
+            )
+        )
+        return
     console.print(f"unbonding {_tokens(pending)} tokens, claimable from block {release}")
 
 
@@ -263,12 +293,16 @@ def stake_claim(
     wallet: WalletOpt = None,
     keystore: KeystoreOpt = None,
     dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Withdraw unbonded tokens once the unbonding period has passed."""
     target = _target(network, rpc_url, metagraph)
     coldkey = _signer(target, keystore, wallet, dev_account)
     receipt = target.client.claim_unbonded(coldkey)
     (event,) = target.client.contract.events(receipt, "UnbondedClaimed")
+    if json_out:
+        print(json.dumps({"coldkey": coldkey.address, "claimed_wei": str(int(event["amount"]))}))
+        return
     console.print(f"claimed {_tokens(int(event['amount']))} tokens")
 
 
@@ -305,7 +339,7 @@ def metagraph_cmd(
             str(info.last_update),
             info.endpoint,
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @weights_app.command("show")
@@ -334,7 +368,7 @@ def weights_show(
     for u, row in rows.items():
         shown = ", ".join(f"{t}: {w}" for t, w in row.items()) or "(none)"
         table.add_row(str(u), str(snap.last_update[u]) if u < snap.n else "-", shown)
-    console.print(table)
+    print_table(table, console)
 
 
 app.add_typer(stake_app, name="stake")

@@ -25,7 +25,15 @@ import httpx
 
 from chain.errors import LatentError
 
-__all__ = ["ProcessFailed", "RoleProcess", "StateDirLock", "Supervisor", "latent_command"]
+__all__ = [
+    "DirectoryLock",
+    "ManifestDirLock",
+    "ProcessFailed",
+    "RoleProcess",
+    "StateDirLock",
+    "Supervisor",
+    "latent_command",
+]
 
 
 class ProcessFailed(LatentError):
@@ -159,23 +167,24 @@ class Supervisor:
         self.stop_all()
 
 
-class StateDirLock:
-    """An exclusive lock on a state directory: a second localnet on it is refused."""
+class DirectoryLock:
+    """An exclusive ``fcntl`` lock on a file in ``directory``, held while a localnet runs;
+    a second holder is refused with ``refusal`` (the kernel drops the lock when the
+    process dies, so a crashed localnet never blocks the next one)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / ".lock"
+    def __init__(self, directory: Path, filename: str, refusal: str) -> None:
+        self.path = directory / filename
+        self._refusal = refusal
         self._fh: IO[str] | None = None
 
-    def __enter__(self) -> StateDirLock:
+    def __enter__(self) -> DirectoryLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise ProcessFailed(
-                f"another latent localnet is using {self.path.parent}; stop it or pick --state"
-            ) from None
+            raise ProcessFailed(self._refusal) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -188,6 +197,30 @@ class StateDirLock:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+class StateDirLock(DirectoryLock):
+    """An exclusive lock on a state directory: a second localnet on it is refused."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(
+            directory,
+            ".lock",
+            f"another latent localnet is using {directory}; stop it or pick --state",
+        )
+
+
+class ManifestDirLock(DirectoryLock):
+    """A localnet's claim on the directory its ``localnet.json`` manifest goes to: a second
+    localnet writing there would silently repoint every other command at its chain."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(
+            directory,
+            ".localnet.lock",
+            f"another latent localnet keeps its manifest in {directory}; stop it, or unset "
+            "LATENT_DEPLOYMENTS_DIR / pick another --port to keep this one's apart",
+        )
 
 
 def wait_all_ready(roles: Sequence[RoleProcess], timeout_s: float) -> None:

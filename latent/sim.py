@@ -25,6 +25,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import JsonOpt
+from chain.cli_output import print_table
 from chain.yuma.reference import epoch as yuma_epoch
 from chain.yuma.reference import weighted_median
 from chain.yuma.types import U16_MAX, EpochInputs, YumaParams
@@ -239,7 +241,7 @@ def render(result: SimResult, console: Console) -> None:
             str(r.epoch),
             *(f"{r.dividends[nm]:.3f} ({r.vtrust[nm]:.2f})" for nm in names),
         )
-    console.print(table)
+    print_table(table, console)
 
     miners = list(result.records[0].incentive) if result.records else []
     table = Table(title="miner incentive per epoch")
@@ -248,7 +250,7 @@ def render(result: SimResult, console: Console) -> None:
         table.add_column(name, justify="right")
     for r in result.records:
         table.add_row(str(r.epoch), *(f"{r.incentive[nm]:.3f}" for nm in miners))
-    console.print(table)
+    print_table(table, console)
 
     honest = result.mean_yield("honest")
     table = Table(title="total validator yield (tokens per staked token)")
@@ -258,7 +260,7 @@ def render(result: SimResult, console: Console) -> None:
         y = result.total_yield[name]
         rel = f"{y / honest:.1%}" if honest else "-"
         table.add_row(name, result.kinds[name], f"{y:.4f}", rel)
-    console.print(table)
+    print_table(table, console)
     if honest and "copier" in result.kinds.values():
         console.print(
             f"weight copier earned {result.mean_yield('copier') / honest:.1%} of an honest "
@@ -274,7 +276,7 @@ def sim(
         bool, typer.Option(help="Weights revealed one epoch late (copiers lag).")
     ] = True,
     liquid_alpha: Annotated[bool, typer.Option(help="Per-entry liquid alpha bond EMA.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Simulate Yuma Consensus epochs over honest, lazy, copier and colluding validators."""
     config = SimConfig(

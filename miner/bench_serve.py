@@ -53,6 +53,8 @@ from typing import Annotated, Any
 
 import typer
 
+from chain.cli_options import JsonOpt
+from chain.cli_output import print_table
 from chain.errors import ConfigError, LatentError
 
 DEFAULT_CONCURRENCY = (1, 16)
@@ -455,7 +457,7 @@ def _parse_concurrency(value: str) -> tuple[int, ...]:
 
 
 def bench_serve(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
     model: Annotated[
         Path | None,
         typer.Option("--model", help="Model directory (default: build --preset)."),
@@ -530,7 +532,7 @@ def bench_serve(
                 f"{row['latency_s_mean']:.3f}",
             )
     console = Console()
-    console.print(table)
+    print_table(table, console)
 
     def fmt(ratios: dict[str, float]) -> str:
         return ", ".join(f"c{key[1:]} {value:.3f}" for key, value in ratios.items())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from eth_account.signers.local import LocalAccount
 
+from chain.cli_options import DevOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import ConfigError
 from miner.config import (
     AuthConfig,
@@ -98,11 +99,8 @@ def run(
             "--public-url", help="Endpoint to publish on-chain (default http://HOST:PORT)."
         ),
     ] = None,
-    network: Annotated[
-        str,
-        typer.Option("--network", "-n", envvar="LATENT_NETWORK", help="deploy/networks.toml name."),
-    ] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Override the RPC URL.")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     escrow: Annotated[str | None, typer.Option("--escrow", help="PaymentEscrow address.")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Payment token address.")] = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
@@ -112,14 +110,10 @@ def run(
     no_payment: Annotated[
         bool, typer.Option("--no-payment", help="Serve without vouchers (development).")
     ] = False,
-    keystore: Annotated[
-        Path | None, typer.Option("--keystore", help="Hotkey keystore file.")
-    ] = None,
-    wallet: Annotated[str | None, typer.Option("--wallet", help="Wallet name.")] = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
     hotkey: Annotated[str, typer.Option("--hotkey", help="Hotkey name in the wallet.")] = "default",
-    dev_account: Annotated[
-        int | None, typer.Option("--dev-account", help="anvil dev account index (localnet).")
-    ] = None,
+    dev_account: DevOpt = None,
     price_prompt: Annotated[
         int, typer.Option("--price-prompt", help="Base units per prompt token.")
     ] = PricingConfig.per_prompt_token,
@@ -157,6 +151,8 @@ def run(
     """Serve the model with paid access, validator challenges, receipts and proofs."""
     from chain.keys import resolve_account
 
+    # Refused before the chain, the key or the model is touched (loading takes a while).
+    check_bind(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     chain = (
         None
@@ -208,6 +204,27 @@ def run(
     from protocol.serving import run_async  # uvloop when installed, like the benchmark
 
     run_async(serve_miner(config, account))
+
+
+def check_bind(host: str, port: int) -> None:
+    """Refuse a port that is no TCP port or that something already listens on (a clear
+    error now instead of uvicorn's after the model has loaded)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port (0-65535)")
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it "
+                "or pick --port"
+            ) from None
 
 
 async def serve_miner(

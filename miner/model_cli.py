@@ -52,6 +52,12 @@ def hash_(
     model_dir: Annotated[Path, typer.Argument(help="A save_pretrained directory.")],
 ) -> None:
     """Print the canonical sha256 of a model's safetensors weights (for on-chain pinning)."""
+    from chain.errors import ConfigError
+
+    if not model_dir.is_dir():
+        raise ConfigError(f"no model directory at {model_dir}; pass a save_pretrained directory")
+    if not any(model_dir.glob("*.safetensors")):
+        raise ConfigError(f"no *.safetensors files in {model_dir}; is it a save_pretrained dir?")
     from miner.tiny_model import weights_hash
 
     typer.echo(weights_hash(model_dir))

@@ -43,9 +43,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import requests
 from eth_utils import to_checksum_address
+from web3.exceptions import Web3Exception
 
-from chain.errors import LatentError
+from chain.errors import ChainConnectionError, LatentError
 from chain.escrow import EscrowClient
 from chain.vouchers import Voucher, VoucherVerifier, decode_voucher_header
 from miner.config import PaymentConfig, PricingConfig
@@ -208,7 +210,7 @@ class PaymentGate:
             raise refuse(f"voucher signature invalid: {exc}", "voucher_bad_signature") from exc
 
         max_price = self.max_price(prompt_tokens=prompt_tokens, max_tokens=max_tokens)
-        channel = await self._channel(channel_id, fresh=False)
+        channel = await self._checked_channel(channel_id, fresh=False, refuse=refuse)
         for attempt in range(2):
             if channel is None:
                 raise refuse(
@@ -248,7 +250,7 @@ class PaymentGate:
             if funded:
                 break
             if attempt == 0:  # maybe topped up since the cached read
-                channel = await self._channel(channel_id, fresh=True)
+                channel = await self._checked_channel(channel_id, fresh=True, refuse=refuse)
                 continue
             raise refuse(
                 f"channel deposit {channel.deposit} cannot cover voucher "
@@ -324,6 +326,25 @@ class PaymentGate:
             self._ledgers[channel.channel_id] = ledger
         return ledger
 
+    async def _checked_channel(
+        self,
+        channel_id: bytes,
+        *,
+        fresh: bool,
+        refuse: Callable[[str, str, bytes | None, int], PaymentRequired],
+    ) -> ChannelView | None:
+        """:meth:`_channel`, or a 503 ``chain_unavailable`` refusal while the node is down:
+        the voucher cannot be checked, and the request was not the caller's fault."""
+        try:
+            return await self._channel(channel_id, fresh=fresh)
+        except ChainConnectionError as exc:
+            raise refuse(
+                f"this miner cannot check the channel right now: {exc}; retry shortly",
+                "chain_unavailable",
+                channel_id,
+                503,
+            ) from exc
+
     async def _channel(self, channel_id: bytes, *, fresh: bool) -> ChannelView | None:
         now = self._clock()
         cached = self._cache.get(channel_id)
@@ -366,8 +387,16 @@ class EscrowChannelReader:
         self._escrow = escrow
 
     def read_channel(self, channel_id: bytes) -> ChannelView | None:
-        """The channel as of the latest block, or ``None`` if it does not exist."""
-        channel = self._escrow.find_channel(channel_id)
+        """The channel as of the latest block, or ``None`` if it does not exist; a node that
+        does not answer is a :class:`ChainConnectionError` (the gate answers 503)."""
+        try:
+            channel = self._escrow.find_channel(channel_id)
+        except LatentError:
+            raise
+        except (OSError, requests.RequestException, Web3Exception) as exc:
+            raise ChainConnectionError(
+                f"the chain node does not answer ({type(exc).__name__})"
+            ) from exc
         if channel is None:
             return None
         return ChannelView(

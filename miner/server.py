@@ -293,10 +293,17 @@ class MinerServer:
             raise ApiError(
                 exc.status,
                 exc.message,
-                type="payment_required" if exc.status == 402 else "conflict",
+                type={402: "payment_required", 503: "service_unavailable"}.get(
+                    exc.status, "conflict"
+                ),
                 code=exc.code,
-                # Stock OpenAI clients retry a 409; a busy channel is the caller's to fix.
-                headers={"x-should-retry": "false"} if exc.status == 409 else None,
+                # Stock OpenAI clients retry a 409; a busy channel is the caller's to fix. A
+                # 503 (the miner's chain node is down) is worth retrying a little later.
+                headers={"x-should-retry": "false"}
+                if exc.status == 409
+                else {"Retry-After": "5"}
+                if exc.status == 503
+                else None,
                 extra={"quote": exc.quote},
             ) from None
         self.metrics.earnings.inc(ticket.increment)

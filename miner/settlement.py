@@ -30,6 +30,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3.exceptions import Web3Exception
 
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import LatentError, TransactionFailed
 from chain.escrow import Channel, EscrowClient, split_claim
 from chain.vouchers import Voucher, VoucherBook, VoucherSignatureInvalid, recover_voucher_signer
@@ -282,23 +283,15 @@ def settle_command(
         str | None,
         typer.Option("--escrow", help="PaymentEscrow address (default: the network's manifest)."),
     ] = None,
-    network: Annotated[
-        str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
-    ] = "localnet",
-    rpc_url: Annotated[
-        str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")
-    ] = None,
-    keystore: Annotated[
-        Path | None, typer.Option("--keystore", help="Keystore of the miner's key.")
-    ] = None,
-    wallet: Annotated[str | None, typer.Option("--wallet", help="Wallet name.")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
     hotkey: Annotated[
         str | None,
         typer.Option("--hotkey", help="Hotkey name in the wallet (the miner's payee key)."),
     ] = None,
-    dev_account: Annotated[
-        int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
-    ] = None,
+    dev_account: DevOpt = None,
     gas_price_gwei: Annotated[
         float | None,
         typer.Option("--gas-price-gwei", help="Value gas at this price (default: the node's)."),
@@ -315,7 +308,7 @@ def settle_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan and estimate; send nothing.")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Settle the newest voucher of each channel (skipping those not worth their gas) and claim."""
     from chain.target import open_target

@@ -17,6 +17,7 @@ import typer
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
 from chain.target import ChainTarget, open_target
@@ -32,19 +33,9 @@ from renter.proxy_cli import (
 app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
 app.command("proxy")(proxy_command)
 
-NetworkOpt = Annotated[
-    str, typer.Option("--network", "-n", help="Network name from deploy/networks.toml.")
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")]
 EscrowOpt = Annotated[
     str | None, typer.Option("--escrow", help="PaymentEscrow address (default: manifest).")
 ]
-KeystoreOpt = Annotated[Path | None, typer.Option("--keystore", help="Keystore of the renter.")]
-WalletOpt = Annotated[str | None, typer.Option("--wallet", help="Wallet name (its coldkey signs).")]
-DevOpt = Annotated[
-    int | None, typer.Option("--dev-account", help="anvil dev account index (localnet only).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ChannelArg = Annotated[str, typer.Argument(help="Channel id (0x + 64 hex).")]
 OptionalChannelArg = Annotated[
     str | None, typer.Argument(help="Channel id (0x + 64 hex); none: the proxy's channels.")
@@ -184,6 +175,7 @@ def topup_cmd(
     keystore: KeystoreOpt = None,
     wallet: WalletOpt = None,
     dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Add tokens to an open channel."""
     ctx = _context(network, rpc_url, escrow)
@@ -196,7 +188,7 @@ def topup_cmd(
     if erc20.allowance(renter.address, ctx.escrow.address) < base:
         erc20.approve(ctx.escrow.address, base, sender=renter)
     ctx.escrow.top_up(cid, base, sender=renter)
-    _print_channel(ctx.escrow.channel(cid), decimals, json_out=False)
+    _print_channel(ctx.escrow.channel(cid), decimals, json_out=json_out)
 
 
 @app.command("status")
@@ -235,6 +227,7 @@ def close_cmd(
         bool,
         typer.Option("--settle/--no-settle", help="Settle the receipts' sum before closing."),
     ] = True,
+    json_out: JsonOpt = False,
 ) -> None:
     """Request close: the miner keeps the grace period to settle, then `withdraw`. Without
     CHANNEL: the proxy's idle channels (settling what their receipts prove first), and
@@ -250,6 +243,7 @@ def close_cmd(
             keystore=keystore,
             wallet=wallet,
             dev_account=dev_account,
+            json_out=json_out,
         )
         return
     ctx = _context(network, rpc_url, escrow)
@@ -257,6 +251,9 @@ def close_cmd(
     renter = _account(ctx, keystore, wallet, dev_account)
     receipt = ctx.escrow.request_close(cid, sender=renter)
     closes_at = ctx.escrow.events(receipt, "CloseRequested")[0]["closesAt"]
+    if json_out:
+        print(json.dumps({"channel": f"0x{cid.hex()}", "closes_at": int(closes_at)}))
+        return
     print(f"close requested; withdraw from unix time {closes_at} (grace period for the miner)")
 
 
@@ -269,6 +266,7 @@ def withdraw_cmd(
     keystore: KeystoreOpt = None,
     wallet: WalletOpt = None,
     dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Withdraw the unspent deposit once the grace period is over."""
     ctx = _context(network, rpc_url, escrow)
@@ -284,4 +282,11 @@ def withdraw_cmd(
     renter = _account(ctx, keystore, wallet, dev_account)
     receipt = ctx.escrow.withdraw(cid, sender=renter)
     refund = ctx.escrow.events(receipt, "ChannelClosed")[0]["refund"]
+    if json_out:
+        print(
+            json.dumps(
+                {"channel": f"0x{cid.hex()}", "renter": ch.renter, "refund_wei": str(int(refund))}
+            )
+        )
+        return
     print(f"withdrew {refund} base units to {ch.renter}")

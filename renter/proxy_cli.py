@@ -19,6 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
+from chain.cli_output import print_table
 from chain.errors import ConfigError
 from chain.token import format_tokens, parse_token_amount
 from renter.config import ChannelConfig, ProxyConfig, SpendConfig
@@ -137,14 +139,14 @@ def proxy_command(
         bool, typer.Option("--permit/--approve", help="Open channels with ERC-2612 permits.")
     ] = True,
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    network: Annotated[str, typer.Option("--network", "-n")] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     escrow: Annotated[str | None, typer.Option("--escrow", help="PaymentEscrow address.")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Payment token address.")] = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
-    keystore: Annotated[Path | None, typer.Option("--keystore")] = None,
-    wallet: Annotated[str | None, typer.Option("--wallet")] = None,
-    dev_account: Annotated[int | None, typer.Option("--dev-account")] = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
 ) -> None:
     """Serve an OpenAI-compatible endpoint that pays miners per token (Ctrl-C stops)."""
     from chain.target import open_target
@@ -289,7 +291,7 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
             str(r.requests),
             str(r.prompt_tokens + r.completion_tokens),
         )
-    console.print(table)
+    print_table(table, console)
     per_m = totals["cost_per_million_tokens"]
     console.print(
         f"spent {format_tokens(totals['spent'], places=6)} "
@@ -314,8 +316,10 @@ def close_proxy_channels(
     keystore: Path | None,
     wallet: str | None,
     dev_account: int | None,
+    json_out: bool = False,
 ) -> None:
-    """``latent renter close`` without a channel (see ``renter.closing``)."""
+    """``latent renter close`` without a channel (see ``renter.closing``); ``json_out``:
+    one JSON object ``{"channels": [{"channel", "action", "amount_wei", "detail"}]}``."""
     from chain.escrow import EscrowClient
     from chain.funding import EscrowFunder
     from chain.target import open_target
@@ -325,7 +329,7 @@ def close_proxy_channels(
     store = LedgerStore(state_dir)
     records = store.load_channels()
     if not records:
-        print(f"no channels in {state_dir}")
+        print(json.dumps({"channels": []}) if json_out else f"no channels in {state_dir}")
         return
     chain = open_target(network, rpc_url)
     escrow_address = chain.address("PaymentEscrow", escrow or records[0].escrow, flag="escrow")
@@ -335,7 +339,20 @@ def close_proxy_channels(
         SubnetTokenClient(chain.w3, records[0].token),
         renter,
     )
-    for action in close_channels(store, funder, idle_s=idle_for, settle=settle):
+    actions = close_channels(store, funder, idle_s=idle_for, settle=settle)
+    if json_out:
+        rows = [
+            {
+                "channel": f"0x{a.channel_id.hex()}",
+                "action": a.action,
+                "amount_wei": str(a.amount),
+                "detail": a.detail,
+            }
+            for a in actions
+        ]
+        print(json.dumps({"channels": rows}))
+        return
+    for action in actions:
         amount = f" {format_tokens(action.amount)}" if action.amount else ""
         detail = f" ({action.detail})" if action.detail else ""
         print(f"0x{action.channel_id.hex()}: {action.action}{amount}{detail}")
@@ -372,10 +389,10 @@ def market_rows(offers: list[Any], stats: dict[str, Any]) -> list[dict[str, Any]
 
 
 def market_command(
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
-    network: Annotated[str, typer.Option("--network", "-n")] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
 ) -> None:
     """Serving miners: model, price per token, context, incentive, measured speed."""
@@ -414,7 +431,7 @@ def market_command(
             f"{ttft * 1000:.1f}" if ttft else "-",
             f"{row['probe_ms']:.1f}",
         )
-    Console().print(table)
+    print_table(table)
     if not rows:
         Console().print("no miner publishes an endpoint that answers /v1/models")
 

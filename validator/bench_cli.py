@@ -14,11 +14,12 @@ from typing import Annotated
 
 import typer
 
+from chain.cli_options import JsonOpt
+from chain.cli_output import print_table
 from chain.errors import ConfigError
 
 __all__ = ["bench_gauntlet", "bench_verify"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", help="Model directory (default: build --preset).")
 ]
@@ -103,7 +104,7 @@ def bench_gauntlet(
             next(iter(s.reasons), ""),
         )
     console = Console()
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"verify {report.verify_s['mean'] * 1e3:.1f} ms per check (mean); "
         f"wall {report.wall_s:.0f} s"
@@ -151,7 +152,7 @@ def bench_verify(
             f"{row['verify_over_generate']:.3f}",
         )
     console = Console()
-    console.print(table)
+    print_table(table, console)
     t = report["throughput"]
     console.print(
         f"throughput: {t['checks_per_minute']:.0f} checks/min "

@@ -19,6 +19,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from chain.cli_options import (
+    DevOpt,
+    JsonOpt,
+    KeystoreOpt,
+    NetworkOpt,
+    RpcOpt,
+    WalletOpt,
+    dev_account_option,
+)
+from chain.cli_output import print_table
 from chain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,20 +64,12 @@ def run(
         str | None,
         typer.Option("--model-id", help="Model name miners serve (default: the directory name)."),
     ] = None,
-    network: Annotated[
-        str,
-        typer.Option("--network", "-n", envvar="LATENT_NETWORK", help="deploy/networks.toml name."),
-    ] = "localnet",
-    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Override the RPC URL.")] = None,
-    keystore: Annotated[
-        Path | None, typer.Option("--keystore", help="Hotkey keystore file.")
-    ] = None,
-    wallet: Annotated[str | None, typer.Option("--wallet", help="Wallet name.")] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
     hotkey: Annotated[str, typer.Option("--hotkey", help="Hotkey name in the wallet.")] = "default",
-    dev_account: Annotated[
-        int | None,
-        typer.Option("--dev-account", help="Hotkey: anvil dev account index (localnet)."),
-    ] = None,
+    dev_account: DevOpt = None,
     payer_keystore: Annotated[
         Path | None,
         typer.Option("--payer-keystore", help="Keystore of the account that pays miners."),
@@ -77,7 +79,7 @@ def run(
     ] = None,
     payer_dev_account: Annotated[
         int | None,
-        typer.Option("--payer-dev-account", help="Payer: anvil dev account index (localnet)."),
+        dev_account_option("--payer-dev-account", "Payer: anvil dev account 0-9 (localnet)."),
     ] = None,
     deposit: Annotated[
         str, typer.Option("--deposit", help="Tokens deposited per miner channel (and per top-up).")
@@ -249,7 +251,7 @@ async def serve_validator(
 @app.command("status")
 def status(
     state: Annotated[Path, typer.Option("--state", help="The validator's state file.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Per-miner score, pass rate, tokens/s, TTFT, last commit and reveal."""
     from rich.console import Console
@@ -277,7 +279,7 @@ def status(
             row["last_reason"][:40],
         )
     console = Console()
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"round {data['round']}; last commit {data.get('last_commit')}; last reveal {data.get('last_reveal')}"
     )

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from chain.cli_options import NetworkOpt, RpcOpt
+
 console = Console()
 
 
@@ -48,12 +50,8 @@ async def _serve(
 
 
 def dashboard(
-    network: Annotated[
-        str, typer.Option("--network", "-n", help="Network from deploy/networks.toml.")
-    ] = "localnet",
-    rpc_url: Annotated[
-        str | None, typer.Option("--rpc-url", help="Override the network's RPC URL.")
-    ] = None,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
     port: Annotated[int, typer.Option("--port", help="HTTP port of the page.")] = 8080,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     validator: Annotated[

@@ -25,7 +25,13 @@ from chain.receipts import Receipt, decode_receipt_header, output_hash, verify_r
 from chain.vouchers import encode_voucher_header, sign_voucher
 from miner.auth import ChallengeRejected, ValidatorAuth
 from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, ServerConfig
-from miner.payment import ChannelView, InMemoryChannels, PaymentGate
+from miner.payment import (
+    ChannelReader,
+    ChannelView,
+    EscrowChannelReader,
+    InMemoryChannels,
+    PaymentGate,
+)
 from miner.server import create_app
 from miner.types import GenerationRequest, GenerationResult, TokenDelta
 from protocol.challenge import challenge_headers, new_nonce
@@ -147,7 +153,7 @@ def run_server(
     *,
     engine: FakeEngine | None = None,
     require_payment: bool = False,
-    channels: InMemoryChannels | None = None,
+    channels: ChannelReader | None = None,
     **server: Any,
 ) -> None:
     """Start the app on a free port, run ``scenario(client, base_url)``, stop."""
@@ -536,6 +542,35 @@ def test_voucher_for_another_miner_gets_402() -> None:
         assert _assert_openai_error(response, 402)["code"] == "channel_wrong_miner"
 
     run_server(scenario, require_payment=True, channels=_channels(miner=RENTER.address))
+
+
+def test_a_paid_request_while_the_chain_is_down_gets_503_with_a_message() -> None:
+    """The voucher's channel cannot be read (nothing listens on the RPC port): the miner
+    answers 503 ``chain_unavailable`` with Retry-After, not a 500, and serves nothing."""
+    from web3 import Web3
+
+    from chain.escrow import EscrowClient
+    from chain.node import free_port
+
+    dead = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}"))
+    engine = FakeEngine()
+
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        response = await _post(client, _body(), **_voucher(0))
+        error = _assert_openai_error(response, 503)
+        assert error["code"] == "chain_unavailable"
+        assert error["type"] == "service_unavailable"
+        assert "retry" in error["message"]
+        assert response.headers["retry-after"] == "5"
+        metrics = (await client.get("/metrics")).text
+        assert "latent_miner_completion_tokens_total 0.0" in metrics
+
+    run_server(
+        scenario,
+        engine=engine,
+        require_payment=True,
+        channels=EscrowChannelReader(EscrowClient(dead, ESCROW)),
+    )
 
 
 def test_bad_input_is_refused_before_the_voucher_is_used() -> None:

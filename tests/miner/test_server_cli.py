@@ -156,7 +156,7 @@ def test_serve_miner_takes_paid_requests_and_settles_them(
 def test_run_with_unreachable_rpc_fails_with_an_actionable_error(tiny_model_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["run", "--model", str(tiny_model_path), "--rpc-url", "http://127.0.0.1:1"],
+        ["run", "--model", str(tiny_model_path), "--port", "0", "--rpc-url", "http://127.0.0.1:1"],
     )
     assert result.exit_code != 0
     assert isinstance(result.exception, LatentError)  # the top-level wrapper prints one line
