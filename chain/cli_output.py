@@ -48,9 +48,15 @@ def plain_table_lines(table: Table) -> list[str]:
     return lines
 
 
+def cli_console(*, stderr: bool = False) -> Console:
+    """The console every command prints through: lines are never wrapped (``soft_wrap``),
+    so a long one-liner (an address, a URL) stays one line in a pipe or at 80 columns."""
+    return Console(stderr=stderr, soft_wrap=True)
+
+
 def print_table(table: Table, console: Console | None = None) -> None:
     """Print ``table``: drawn by rich on a terminal, plain text elsewhere."""
-    console = console or Console()
+    console = console or cli_console()
     if console.is_terminal:
         console.print(table)
         return
@@ -59,4 +65,4 @@ def print_table(table: Table, console: Console | None = None) -> None:
     console.file.flush()
 
 
-__all__ = ["plain_table_lines", "print_table"]
+__all__ = ["cli_console", "plain_table_lines", "print_table"]

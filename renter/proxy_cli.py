@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.errors import ConfigError, LatentError
 from chain.token import format_tokens, parse_token_amount
 from renter.config import ChannelConfig, ProxyConfig, SpendConfig
@@ -416,7 +415,7 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
         }
         print(json.dumps(payload, indent=2))
         return
-    console = Console()
+    console = cli_console()
     if not records:
         console.print(f"no channels in {state_dir} (start `latent renter proxy`)")
         return
@@ -576,7 +575,7 @@ def market_command(
         )
     print_table(table)
     if not rows:
-        Console().print("no miner publishes an endpoint that answers /v1/models")
+        cli_console().print("no miner publishes an endpoint that answers /v1/models")
 
 
 __all__ = [

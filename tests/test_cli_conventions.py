@@ -237,3 +237,24 @@ def test_wallet_list_piped_shows_full_paths(
         "wallet  role     name     address",
         f"w       coldkey  default  {key['address']}",
     ]
+
+
+def test_a_long_one_liner_is_not_wrapped_in_a_pipe(
+    capsys: pytest.CaptureFixture[str],
+    subnet: Subnet,
+    accounts: list[LocalAccount],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    snap = snapshot(subnet.w3)
+    try:
+        outcome = run_latent(
+            capsys, "register", *chain_args(subnet), "--dev-account", "2",
+            "--hotkey-dev-account", "2", "--endpoint", "http://127.0.0.1:8002",
+        )  # fmt: skip
+    finally:
+        revert(subnet.w3, snap)
+    assert outcome.code == 0, outcome
+    (line,) = outcome.stdout.splitlines()
+    assert line.startswith(f"registered {accounts[2].address} as uid 0 (coldkey")
+    assert len(line) > 80
