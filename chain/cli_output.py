@@ -54,6 +54,12 @@ def cli_console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True)
 
 
+def address_cell(address: str, console: Console) -> str:
+    """An address in a table: shortened (``0x12345678…``) on a terminal, whole in a pipe
+    (where a script may look it up)."""
+    return address[:10] + "…" if console.is_terminal else address
+
+
 def print_table(table: Table, console: Console | None = None) -> None:
     """Print ``table``: drawn by rich on a terminal, plain text elsewhere."""
     console = console or cli_console()
@@ -65,4 +71,4 @@ def print_table(table: Table, console: Console | None = None) -> None:
     console.file.flush()
 
 
-__all__ = ["cli_console", "plain_table_lines", "print_table"]
+__all__ = ["address_cell", "cli_console", "plain_table_lines", "print_table"]

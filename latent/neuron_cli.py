@@ -28,7 +28,7 @@ from chain.cli_options import (
     WalletOpt,
     dev_account_option,
 )
-from chain.cli_output import cli_console, print_table
+from chain.cli_output import address_cell, cli_console, print_table
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
 from chain.target import ChainTarget, open_target
@@ -326,8 +326,8 @@ def metagraph_cmd(
     for info in snap.neurons():
         table.add_row(
             str(info.uid),
-            info.hotkey[:10] + "…",
-            info.coldkey[:10] + "…",
+            address_cell(info.hotkey, console),
+            address_cell(info.coldkey, console),
             _tokens(info.stake),
             "yes" if info.validator_permit else "",
             _tokens(info.emission),

@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
-from chain.cli_output import cli_console, print_table
+from chain.cli_output import address_cell, cli_console, print_table
 from chain.errors import ConfigError, LatentError
 from chain.token import format_tokens, parse_token_amount
 from renter.config import ChannelConfig, ProxyConfig, SpendConfig
@@ -555,6 +555,7 @@ def market_command(
     if json_out:
         print(json.dumps({"miners": rows}, indent=2))
         return
+    console = cli_console()
     table = Table(
         "uid", "hotkey", "model", "prompt/tok", "completion/tok", "context", "incentive",
         "tok/s", "TTFT ms", "probe ms",
@@ -563,7 +564,7 @@ def market_command(
         tps, ttft = row["tokens_per_s"], row["ttft_s"]
         table.add_row(
             str(row["uid"]),
-            row["hotkey"][:10] + "…",
+            address_cell(row["hotkey"], console),
             row["model"],
             row["pricing"]["prompt"],
             row["pricing"]["completion"],
@@ -573,9 +574,9 @@ def market_command(
             f"{ttft * 1000:.1f}" if ttft else "-",
             f"{row['probe_ms']:.1f}",
         )
-    print_table(table)
+    print_table(table, console)
     if not rows:
-        cli_console().print("no miner publishes an endpoint that answers /v1/models")
+        console.print("no miner publishes an endpoint that answers /v1/models")
 
 
 __all__ = [

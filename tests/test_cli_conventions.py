@@ -219,6 +219,7 @@ def test_metagraph_piped_at_80_columns_is_one_line_per_uid(
     assert lines[1].split()[:4] == ["uid", "hotkey", "coldkey", "stake"]
     assert lines[1].split()[-1] == "endpoint"
     assert lines[2].split()[0] == "0" and lines[2].endswith("http://127.0.0.1:8001")
+    assert lines[2].split()[1:3] == [accounts[1].address] * 2  # whole addresses, not 0x…
     assert max(len(line) for line in lines) > 80  # nothing was fitted into 80 columns
 
 
