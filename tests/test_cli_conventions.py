@@ -96,6 +96,7 @@ STATE_CHANGING = [
     ("renter", "topup"),
     ("renter", "close"),
     ("renter", "withdraw"),
+    ("renter", "ask"),
     ("miner", "settle"),
     ("deploy",),
     ("localnet",),
