@@ -48,9 +48,21 @@ def plain_table_lines(table: Table) -> list[str]:
     return lines
 
 
+def cli_console(*, stderr: bool = False) -> Console:
+    """The console every command prints through: lines are never wrapped (``soft_wrap``),
+    so a long one-liner (an address, a URL) stays one line in a pipe or at 80 columns."""
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+def address_cell(address: str, console: Console) -> str:
+    """An address in a table: shortened (``0x12345678…``) on a terminal, whole in a pipe
+    (where a script may look it up)."""
+    return address[:10] + "…" if console.is_terminal else address
+
+
 def print_table(table: Table, console: Console | None = None) -> None:
     """Print ``table``: drawn by rich on a terminal, plain text elsewhere."""
-    console = console or Console()
+    console = console or cli_console()
     if console.is_terminal:
         console.print(table)
         return
@@ -59,4 +71,4 @@ def print_table(table: Table, console: Console | None = None) -> None:
     console.file.flush()
 
 
-__all__ = ["plain_table_lines", "print_table"]
+__all__ = ["address_cell", "cli_console", "plain_table_lines", "print_table"]

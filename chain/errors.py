@@ -69,6 +69,13 @@ def _show(value: Any) -> str:
 _CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {}
 
 
+def define_custom_error(cls: type[ContractRevert]) -> type[ContractRevert]:
+    """Class decorator: reverts with the custom error ``cls.error_name`` decode to ``cls``
+    (a named class with its own message), and ``custom_error(name)`` returns it."""
+    _CUSTOM_ERRORS[cls.error_name] = cls
+    return cls
+
+
 def custom_error(name: str) -> type[ContractRevert]:
     """The exception class for the Solidity custom error ``name`` (created once, cached)."""
     cls = _CUSTOM_ERRORS.get(name)

@@ -19,10 +19,11 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3Exception
 from web3.types import TxReceipt
 
 from chain.client import Contract
-from chain.errors import ConfigError, ContractRevert, TransactionFailed
+from chain.errors import ConfigError, ContractRevert, TransactionFailed, define_custom_error
 from chain.weights import WeightSet, commit_hash, unpack_row
 
 ARTIFACT = "Metagraph"
@@ -347,11 +348,31 @@ def sign_hotkey_consent(
     )
 
 
-class EpochInProgress(TransactionFailed):
-    """The metagraph is frozen while a Yuma epoch is processed (``MetagraphEpochInProgress``):
-    registration and stake changes wait until it completes, a few blocks."""
+@define_custom_error
+class EpochInProgress(ContractRevert):
+    """``MetagraphEpochInProgress``: the metagraph is frozen while a Yuma epoch is processed;
+    registration waits until it completes, a few blocks. Raised by the revert itself, and by
+    :meth:`MetagraphClient.register` before it sends anything (with ``blocks_left``)."""
 
-    blocks_left: int = 0
+    error_name = "MetagraphEpochInProgress"
+
+    def __init__(
+        self,
+        error_args: dict[str, Any] | None = None,
+        *,
+        contract: str | None = None,
+        blocks_left: int = 0,
+    ) -> None:
+        super().__init__(error_args, contract=contract)
+        self.blocks_left = blocks_left
+        wait = f"~{blocks_left} blocks" if blocks_left else "a few blocks"
+        self.args = (
+            f"epoch in progress, retry in {wait} (the metagraph is frozen while the Yuma "
+            "epoch is processed)",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 #: runEpoch transactions still to come after each phase starts (Rows -> Columns -> Credit ->
@@ -436,10 +457,8 @@ class MetagraphClient(MetagraphReader):
                 receipt = self.contract.transact(
                     "register", address, endpoint, limit, sender=coldkey
                 )
-        except ContractRevert as exc:  # an epoch started since the check above
-            if exc.error_name == "MetagraphEpochInProgress":
-                raise self._epoch_in_progress() from None
-            raise
+        except EpochInProgress:  # an epoch started since the check above
+            raise self._epoch_in_progress() from None
         event = self.contract.events(receipt, "NeuronRegistered")[0]
         return int(event["uid"]), int(event["burned"]), receipt
 
@@ -451,20 +470,18 @@ class MetagraphClient(MetagraphReader):
             raise error
 
     def _epoch_in_progress(self) -> EpochInProgress:
-        """The error to raise now, with ``blocks_left`` (0: no epoch is running)."""
+        """The error with ``blocks_left`` from the epoch contract's progress (0: no epoch
+        running, or an epoch contract that cannot tell, e.g. not a YumaConsensus)."""
         epoch = to_checksum_address(self.contract.call("epochContract"))
         phase = 0
-        if int(epoch, 16):
+        if int(epoch, 16) and self.w3.eth.get_code(epoch):
             from chain.epoch import EpochClient  # chain.epoch imports this module
 
-            phase = int(EpochClient(self.w3, epoch).progress()[0])
-        blocks = _EPOCH_CALLS_LEFT.get(phase, 0)
-        error = EpochInProgress(
-            f"epoch in progress, retry in ~{max(blocks, 1)} blocks (the metagraph is frozen "
-            "while the Yuma epoch is processed; nothing was sent)"
-        )
-        error.blocks_left = blocks
-        return error
+            try:
+                phase = int(EpochClient(self.w3, epoch).progress()[0])
+            except (TransactionFailed, Web3Exception):
+                phase = 0
+        return EpochInProgress(contract="Metagraph", blocks_left=_EPOCH_CALLS_LEFT.get(phase, 0))
 
     def hotkey_owner(self, hotkey: str) -> str | None:
         """The coldkey that owns ``hotkey`` (None before its first registration)."""

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chain.bittensor import client as subtensor_client
 from chain.bittensor.metagraph import RAO_PER_TAO, Metagraph
 from chain.bittensor.ss58 import h160_to_ss58
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.errors import ConfigError
 
 app = typer.Typer(
@@ -37,7 +36,7 @@ app = typer.Typer(
 )
 weights_app = typer.Typer(help="Weights on a subtensor subnet.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
-console = Console()
+console = cli_console()
 
 NetuidOpt = Annotated[int, typer.Option("--netuid", help="Subnet id.")]
 NetworkOpt = Annotated[

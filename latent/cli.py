@@ -20,12 +20,11 @@ try:  # recent typer vendors click: its usage errors are not click's own classes
 except ImportError:  # pragma: no cover - older typer uses click itself
     import click  # type: ignore[no-redef]
     from click.exceptions import ClickException  # type: ignore[assignment]
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.errors import ConfigError, LatentError
 
 
@@ -151,8 +150,8 @@ def _mount_roles() -> None:
 
 _mount_roles()
 
-console = Console()
-err_console = Console(stderr=True)
+console = cli_console()
+err_console = cli_console(stderr=True)
 
 
 # --------------------------------------------------------------------------- compile

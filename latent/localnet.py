@@ -43,7 +43,7 @@ from rich.live import Live
 from rich.table import Table
 from web3 import Web3
 
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.client import Contract, connect
 from chain.epoch import EpochClient
 from chain.errors import ConfigError, LatentError
@@ -484,7 +484,7 @@ def _live_table(progress: Progress, neurons: list[Neuron], block: int, next_epoc
 
 def run_localnet(config: LocalnetConfig, console: Console | None = None) -> int:
     """Run the subnet (see the module doc); returns the exit code."""
-    console = console or Console(stderr=config.json_out)
+    console = console or cli_console(stderr=config.json_out)
     check_toolchain()
     if config.cheat != "none":
         from miner.cheats import CHEAT_KINDS

@@ -17,7 +17,6 @@ from typing import Annotated
 import typer
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
-from rich.console import Console
 from rich.table import Table
 
 from chain.cli_options import (
@@ -29,7 +28,7 @@ from chain.cli_options import (
     WalletOpt,
     dev_account_option,
 )
-from chain.cli_output import print_table
+from chain.cli_output import address_cell, cli_console, print_table
 from chain.errors import ConfigError, KeystoreError
 from chain.metagraph import MetagraphClient
 from chain.target import ChainTarget, open_target
@@ -38,7 +37,7 @@ from chain.token import format_tokens, parse_token_amount
 app = typer.Typer(help="Neurons: registration, stake, metagraph, weights.", no_args_is_help=True)
 stake_app = typer.Typer(help="Bond tokens to a hotkey, unbond, claim.", no_args_is_help=True)
 weights_app = typer.Typer(help="Validator weights as stored on chain.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 
 MetagraphOpt = Annotated[
     str | None,
@@ -327,8 +326,8 @@ def metagraph_cmd(
     for info in snap.neurons():
         table.add_row(
             str(info.uid),
-            info.hotkey[:10] + "…",
-            info.coldkey[:10] + "…",
+            address_cell(info.hotkey, console),
+            address_cell(info.coldkey, console),
             _tokens(info.stake),
             "yes" if info.validator_permit else "",
             _tokens(info.emission),

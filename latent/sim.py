@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chain.cli_options import JsonOpt
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.yuma.reference import epoch as yuma_epoch
 from chain.yuma.reference import weighted_median
 from chain.yuma.types import U16_MAX, EpochInputs, YumaParams
@@ -297,7 +297,7 @@ def sim(
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    render(result, Console())
+    render(result, cli_console())
 
 
 app = typer.Typer(help="Simulate Yuma Consensus (float64 model).", no_args_is_help=False)

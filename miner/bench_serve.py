@@ -54,7 +54,7 @@ from typing import Annotated, Any
 import typer
 
 from chain.cli_options import JsonOpt
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.errors import ConfigError, LatentError
 
 DEFAULT_CONCURRENCY = (1, 16)
@@ -515,7 +515,6 @@ def bench_serve(
     if json_out:
         print(json.dumps(report, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     name = report["model"]["preset"] or report["model"]["path"]
@@ -531,7 +530,7 @@ def bench_serve(
                 f"{row.get('ttft_s_p50', float('nan')):.4f}",
                 f"{row['latency_s_mean']:.3f}",
             )
-    console = Console()
+    console = cli_console()
     print_table(table, console)
 
     def fmt(ratios: dict[str, float]) -> str:

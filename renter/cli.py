@@ -25,6 +25,7 @@ from chain.token import format_tokens, parse_token_amount
 from renter.proxy_cli import (
     DEFAULT_STATE_DIR,
     StateDirOpt,
+    ask_command,
     close_proxy_channels,
     print_proxy_status,
     proxy_command,
@@ -32,6 +33,7 @@ from renter.proxy_cli import (
 
 app = typer.Typer(help="Pay miners through escrow channels.", no_args_is_help=True)
 app.command("proxy")(proxy_command)
+app.command("ask")(ask_command)
 
 EscrowOpt = Annotated[
     str | None, typer.Option("--escrow", help="PaymentEscrow address (default: manifest).")

@@ -8,20 +8,22 @@ Prices on the command line are whole tokens per token, the unit of the miners' `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import sys
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
-from chain.cli_output import print_table
-from chain.errors import ConfigError
+from chain.cli_output import address_cell, cli_console, print_table
+from chain.errors import ConfigError, LatentError
 from chain.token import format_tokens, parse_token_amount
 from renter.config import ChannelConfig, ProxyConfig, SpendConfig
 from renter.ledger import ChannelRecord, LedgerStore
@@ -233,6 +235,141 @@ async def serve_proxy_forever(
         await server.serve()
 
 
+# ---------------------------------------------------------------------- ask
+
+
+def ask_command(
+    prompt: Annotated[str, typer.Argument(help="What to ask (one user message).")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model to ask (default: any miner's).")
+    ] = None,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=1, help="Most tokens to generate.")
+    ] = 32,
+    max_price: Annotated[
+        str | None,
+        typer.Option("--max-price", help="Highest price per token, whole tokens (0.000005)."),
+    ] = None,
+    deposit: Annotated[
+        str, typer.Option("--deposit", help="Deposit of a new channel (whole tokens).")
+    ] = "1",
+    state_dir: StateDirOpt = DEFAULT_STATE_DIR,
+    network: NetworkOpt = "localnet",
+    rpc_url: RpcOpt = None,
+    keystore: KeystoreOpt = None,
+    wallet: WalletOpt = None,
+    dev_account: DevOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send one paid chat request the way `latent renter proxy` does (best miner, a channel
+    from the same books, a signed voucher, a verified receipt) and print the answer."""
+    from chain.target import open_target
+    from renter.proxy import Relay
+
+    config = proxy_config(
+        state_dir=state_dir,
+        host="127.0.0.1",
+        port=0,
+        api_keys=[],
+        model=model,
+        max_price=max_price,
+        deposit=deposit,
+        top_up=deposit,
+        channels_per_miner=1,
+        spend_cap_hour=None,
+        spend_cap=None,
+        recheck_rate=0.0,
+        validators=[],
+        max_attempts=3,
+        request_timeout=60.0,
+        permit=True,
+    )
+    chain = open_target(network, rpc_url)
+    renter = chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
+    body: dict[str, Any] = {
+        "model": model or "",
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+
+    async def send() -> Relay:
+        async with _one_shot_proxy(
+            config,
+            w3=chain.w3,
+            escrow=chain.address("PaymentEscrow", None, flag="escrow"),
+            token=chain.address("SubnetToken", None, flag="token"),
+            metagraph=chain.address("Metagraph", None, flag="metagraph"),
+            renter=renter,
+        ) as proxy:
+            if not body["model"]:
+                if not proxy.offers:
+                    raise LatentError("no miner serves a model on this subnet (latent market)")
+                body["model"] = proxy.offers[0].model
+            result = await proxy.handle("chat", json.dumps(body).encode())
+            if not isinstance(result, Relay):  # not asked for a stream
+                raise LatentError("the proxy streamed an answer to a non-streaming request")
+            return result
+
+    relay = asyncio.run(send())
+    try:
+        answer = json.loads(relay.body)
+    except ValueError:
+        answer = {}
+    if relay.status != 200:
+        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+        raise LatentError(
+            f"the request failed ({relay.status}): {error.get('message') or relay.body[:200]!r}"
+        )
+    if json_out:
+        print(json.dumps(answer))
+        return
+    receipt = answer.get("latent", {}).get("receipt", {})
+    print(answer["choices"][0]["message"]["content"])
+    print(
+        f"paid {format_tokens(int(receipt.get('price', 0)))} tokens to "
+        f"{receipt.get('miner', '?')} (receipt verified, books in {state_dir})",
+        file=sys.stderr,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _one_shot_proxy(
+    config: ProxyConfig, *, w3: Any, escrow: str, token: str, metagraph: str, renter: Any
+) -> AsyncIterator[Any]:
+    """A started :class:`RenterProxy` over the books in ``config.state_dir``, stopped (books
+    written) on exit."""
+    import httpx
+
+    from chain.escrow import EscrowClient
+    from chain.funding import EscrowFunder
+    from chain.metagraph import MetagraphReader
+    from chain.token import SubnetTokenClient
+    from renter.market import MetagraphMinerSource
+    from renter.proxy import RenterProxy
+
+    funder = await asyncio.to_thread(
+        EscrowFunder,
+        EscrowClient(w3, escrow),
+        SubnetTokenClient(w3, token),
+        renter,
+        use_permit=config.channels.use_permit,
+    )
+    async with httpx.AsyncClient() as http:
+        proxy = RenterProxy(
+            config,
+            source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
+            funder=funder,
+            http=http,
+            store=LedgerStore(config.state_dir),
+        )
+        await proxy.start()
+        try:
+            yield proxy
+        finally:
+            await proxy.stop()
+
+
 # ---------------------------------------------------------------------- status
 
 
@@ -273,7 +410,7 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
         }
         print(json.dumps(payload, indent=2))
         return
-    console = Console()
+    console = cli_console()
     if not records:
         console.print(f"no channels in {state_dir} (start `latent renter proxy`)")
         return
@@ -413,6 +550,7 @@ def market_command(
     if json_out:
         print(json.dumps({"miners": rows}, indent=2))
         return
+    console = cli_console()
     table = Table(
         "uid", "hotkey", "model", "prompt/tok", "completion/tok", "context", "incentive",
         "tok/s", "TTFT ms", "probe ms",
@@ -421,7 +559,7 @@ def market_command(
         tps, ttft = row["tokens_per_s"], row["ttft_s"]
         table.add_row(
             str(row["uid"]),
-            row["hotkey"][:10] + "…",
+            address_cell(row["hotkey"], console),
             row["model"],
             row["pricing"]["prompt"],
             row["pricing"]["completion"],
@@ -431,12 +569,13 @@ def market_command(
             f"{ttft * 1000:.1f}" if ttft else "-",
             f"{row['probe_ms']:.1f}",
         )
-    print_table(table)
+    print_table(table, console)
     if not rows:
-        Console().print("no miner publishes an endpoint that answers /v1/models")
+        console.print("no miner publishes an endpoint that answers /v1/models")
 
 
 __all__ = [
+    "ask_command",
     "close_proxy_channels",
     "market_command",
     "market_rows",

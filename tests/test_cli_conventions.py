@@ -96,6 +96,7 @@ STATE_CHANGING = [
     ("renter", "topup"),
     ("renter", "close"),
     ("renter", "withdraw"),
+    ("renter", "ask"),
     ("miner", "settle"),
     ("deploy",),
     ("localnet",),
@@ -219,6 +220,7 @@ def test_metagraph_piped_at_80_columns_is_one_line_per_uid(
     assert lines[1].split()[:4] == ["uid", "hotkey", "coldkey", "stake"]
     assert lines[1].split()[-1] == "endpoint"
     assert lines[2].split()[0] == "0" and lines[2].endswith("http://127.0.0.1:8001")
+    assert lines[2].split()[1:3] == [accounts[1].address] * 2  # whole addresses, not 0x…
     assert max(len(line) for line in lines) > 80  # nothing was fitted into 80 columns
 
 
@@ -237,3 +239,24 @@ def test_wallet_list_piped_shows_full_paths(
         "wallet  role     name     address",
         f"w       coldkey  default  {key['address']}",
     ]
+
+
+def test_a_long_one_liner_is_not_wrapped_in_a_pipe(
+    capsys: pytest.CaptureFixture[str],
+    subnet: Subnet,
+    accounts: list[LocalAccount],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    snap = snapshot(subnet.w3)
+    try:
+        outcome = run_latent(
+            capsys, "register", *chain_args(subnet), "--dev-account", "2",
+            "--hotkey-dev-account", "2", "--endpoint", "http://127.0.0.1:8002",
+        )  # fmt: skip
+    finally:
+        revert(subnet.w3, snap)
+    assert outcome.code == 0, outcome
+    (line,) = outcome.stdout.splitlines()
+    assert line.startswith(f"registered {accounts[2].address} as uid 0 (coldkey")
+    assert len(line) > 80

@@ -16,7 +16,7 @@ from cli_env import Subnet, assert_one_line_error, chain_args, run_latent, subne
 from eth_account.signers.local import LocalAccount
 
 from chain.epoch import EpochClient, Phase
-from chain.node import mine, revert, snapshot
+from chain.node import AnvilNode, mine, revert, snapshot
 
 __all__ = ["subnet"]  # the module-scoped fixture
 
@@ -28,6 +28,7 @@ __all__ = ["subnet"]  # the module-scoped fixture
     ("argv", "fragments"),
     [
         (["model", "hash", "/nonexistent/model"], ["no model directory at /nonexistent/model"]),
+        (["model", "hash", "{tmp}"], ["no *.safetensors files in"]),
         (["miner", "run", "--model", "/nonexistent", "--port", "70000"], ["--port 70000"]),
         (["bench", "gas", "--area", "nope"], ["unknown --area nope", "escrow"]),
         (
@@ -38,19 +39,37 @@ __all__ = ["subnet"]  # the module-scoped fixture
             ["validator", "run", "--model", "/x", "--payer-dev-account", "10"],
             ["--payer-dev-account 10: dev accounts are 0-9"],
         ),
+        (["deploy", "--network", "moon"], ["unknown network 'moon'"]),
+        (
+            ["deploy", "--network", "localnet", "--rpc-url", "http://127.0.0.1:9"],
+            ["cannot reach", "http://127.0.0.1:9"],
+        ),
+        (["deploy", "--network", "sepolia", "--rpc-url", "{rpc}"], ["chain id 31337", "11155111"]),
+        (
+            ["deploy", "--rpc-url", "{rpc}", "--keystore", "{tmp}/missing.json"],
+            ["no keystore at", "latent wallet create"],
+        ),
+        (
+            ["register", "--rpc-url", "{rpc}", "--dev-account", "1", "--hotkey-dev-account", "1",
+             "--endpoint", "ftp://example.org"],
+            ["is not an http(s) URL"],
+        ),
     ],
-    ids=["model-hash-missing", "miner-port-range", "bench-area", "dev-account", "payer-dev"],
-)
+    ids=[
+        "model-hash-missing", "model-hash-no-weights", "miner-port-range", "bench-area",
+        "dev-account", "payer-dev", "unknown-network", "unreachable-rpc", "wrong-chain-id",
+        "missing-keystore", "endpoint-scheme",
+    ],
+)  # fmt: skip
 def test_bad_input_is_one_line(
-    capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
+    capsys: pytest.CaptureFixture[str],
+    anvil: AnvilNode,
+    tmp_path: Path,
+    argv: list[str],
+    fragments: list[str],
 ) -> None:
-    assert_one_line_error(run_latent(capsys, *argv), *fragments)
-
-
-def test_model_hash_of_a_directory_without_weights(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    assert_one_line_error(run_latent(capsys, "model", "hash", str(tmp_path)), "no *.safetensors")
+    args = [a.format(rpc=anvil.rpc_url, tmp=tmp_path) for a in argv]
+    assert_one_line_error(run_latent(capsys, *args), *fragments)
 
 
 def test_miner_port_in_use_is_refused_before_the_model_loads(

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from chain.cli_options import JsonOpt
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.errors import ConfigError
 
 __all__ = ["bench_gauntlet", "bench_verify"]
@@ -89,7 +89,6 @@ def bench_gauntlet(
     if json_out:
         print(json.dumps(report.to_json(with_checks=with_checks), indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("miner", "checks", "rejected", "rate", "tokens/s", "TTFT ms", "top reason")
@@ -103,7 +102,7 @@ def bench_gauntlet(
             f"{s.ttft_s_mean * 1e3:.1f}",
             next(iter(s.reasons), ""),
         )
-    console = Console()
+    console = cli_console()
     print_table(table, console)
     console.print(
         f"verify {report.verify_s['mean'] * 1e3:.1f} ms per check (mean); "
@@ -139,7 +138,6 @@ def bench_verify(
     if json_out:
         print(json.dumps(report, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("new tokens", "mode", "generate s", "verify s", "verify/generate")
@@ -151,7 +149,7 @@ def bench_verify(
             f"{row['verify_s']:.4f}",
             f"{row['verify_over_generate']:.3f}",
         )
-    console = Console()
+    console = cli_console()
     print_table(table, console)
     t = report["throughput"]
     console.print(

@@ -28,7 +28,7 @@ from chain.cli_options import (
     WalletOpt,
     dev_account_option,
 )
-from chain.cli_output import print_table
+from chain.cli_output import cli_console, print_table
 from chain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -254,7 +254,6 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Per-miner score, pass rate, tokens/s, TTFT, last commit and reveal."""
-    from rich.console import Console
     from rich.table import Table
 
     from validator.state import ValidatorState
@@ -278,7 +277,7 @@ def status(
             f"{row['ttft_s']:.3f}",
             row["last_reason"][:40],
         )
-    console = Console()
+    console = cli_console()
     print_table(table, console)
     console.print(
         f"round {data['round']}; last commit {data.get('last_commit')}; last reveal {data.get('last_reveal')}"

@@ -7,11 +7,11 @@ import signal
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from chain.cli_options import NetworkOpt, RpcOpt
+from chain.cli_output import cli_console
 
-console = Console()
+console = cli_console()
 
 
 async def _serve(
