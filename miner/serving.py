@@ -240,8 +240,6 @@ class MinerServer:
                 param="model",
                 code="model_not_found",
             )
-        if parsed.n != 1:
-            raise ApiError(400, "Only n=1 is supported.", param="n")
         if isinstance(parsed, CompletionBody):
             prompt_ids = await self._encode_completion_prompt(parsed.prompt)
             requested = requested_max_tokens(parsed)

@@ -27,15 +27,22 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from chain.errors import LatentError
 from chain.receipts import Receipt, ReceiptInvalid
 from protocol.proof import InferenceProof, InvalidProof
-from protocol.sampling import InvalidRequest, SamplingParams
+from protocol.sampling import MAX_STOP_SEQUENCES, InvalidRequest, SamplingParams
 
 __all__ = [
     "ApiError",
@@ -109,6 +116,21 @@ class ApiError(LatentError):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's ``integer`` is a number with a zero fractional part, so ``1.0`` is the
+    integer 1 (what the published document promises); ``1.5``, ``true`` and ``"1"`` stay
+    what they are and fail the strict ``int``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field: strict, but a whole JSON number like ``1.0`` counts (``_whole_number``).
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+StopSequence = Annotated[str, Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[Integer, Field(ge=0)]], Field(min_length=1)]
+
+
 class StreamOptions(BaseModel):
     """OpenAI's ``stream_options`` (only with ``stream: true``)."""
 
@@ -132,25 +154,42 @@ class SamplingBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = Field(description="The model id the miner serves (``GET /v1/models``).")
-    temperature: float = Field(default=1.0, description="0 is greedy.")
-    top_p: float = 1.0
-    top_k: int = Field(default=0, description="0 disables top-k (not an OpenAI field).")
-    n: int = Field(default=1, description="Only 1 is supported.")
+    temperature: float = Field(
+        default=1.0, ge=0.0, le=100.0, allow_inf_nan=False, description="0 is greedy."
+    )
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    top_k: Integer = Field(default=0, ge=0, description="0 disables top-k (not an OpenAI field).")
+    n: Integer = Field(default=1, ge=1, le=1, description="Only 1 is supported.")
     stream: bool = Field(default=False, description="Answer as server-sent events.")
-    stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = Field(
-        default=None, description="Seed of the sampler; replayed by verifiers."
+    stream_options: StreamOptions | None = Field(
+        default=None, description="Only with ``stream: true``."
+    )
+    stop: (
+        StopSequence | Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)] | None
+    ) = Field(default=None, description="Non-empty stop sequences.")
+    seed: Integer | None = Field(
+        default=None, ge=0, lt=2**63, description="Seed of the sampler; replayed by verifiers."
     )
 
 
 class CompletionBody(SamplingBody):
     """``POST /v1/completions`` body (the fields the subnet uses)."""
 
-    prompt: str | list[str] | list[int] = Field(
-        description="Text, a list of one text, or prompt token ids."
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)] | TokenIds = Field(
+        description="Text, a list of one text, or prompt token ids (below the vocabulary size)."
     )
-    max_tokens: int | None = 16
+    max_tokens: Integer | None = Field(
+        default=16, ge=1, description="Completion-token limit (the miner caps it by context)."
+    )
+
+
+class TextPart(BaseModel):
+    """A text content part (the only kind of content part the subnet serves)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["text"]
+    text: str
 
 
 class ChatMessage(BaseModel):
@@ -159,15 +198,27 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        # Said plainly, instead of the union's "Input should be a valid string".
+        if isinstance(value, list) and any(
+            not isinstance(part, dict) or part.get("type") != "text" for part in value
+        ):
+            raise ValueError("only text content parts ({'type': 'text', 'text': ...}) are served")
+        return value
 
 
 class ChatBody(SamplingBody):
     """``POST /v1/chat/completions`` body."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    max_completion_tokens: Integer | None = Field(
+        default=None, ge=1, description="Preferred over ``max_tokens`` when both are set."
+    )
 
 
 #: OpenAI request options the subnet does not implement, with the value that means "off".
@@ -227,7 +278,11 @@ def parse_request(schema: type[B], data: dict[str, Any]) -> B:
         loc = [str(part) for part in first["loc"] if isinstance(part, int) or part in _FIELDS]
         where = ".".join(loc) or "body"
         param = loc[0] if loc else None
-        raise ApiError(400, f"Invalid value for '{where}': {first['msg']}", param=param) from None
+        # A value of the right type outside its range is OpenAI's invalid_value.
+        code = "invalid_value" if first["type"] in _RANGE_ERRORS else None
+        raise ApiError(
+            400, f"Invalid value for '{where}': {first['msg']}", param=param, code=code
+        ) from None
     if parsed.stream_options is not None and not parsed.stream:
         raise ApiError(
             400,
@@ -242,7 +297,19 @@ def _field_names(*models: type[BaseModel]) -> frozenset[str]:
     return frozenset(name for model in models for name in model.model_fields)
 
 
-_FIELDS = _field_names(CompletionBody, ChatBody, ChatMessage, StreamOptions)
+_RANGE_ERRORS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+        "too_short",
+        "too_long",
+        "string_too_short",
+    }
+)
+_FIELDS = _field_names(CompletionBody, ChatBody, ChatMessage, TextPart, StreamOptions)
 
 
 def requested_max_tokens(body: SamplingBody) -> int | None:
@@ -273,24 +340,17 @@ def sampling_params(body: SamplingBody, max_tokens: int) -> SamplingParams:
 
 
 def chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    """Plain ``{"role", "content"}`` dicts for a chat template (``developer`` is ``system``);
-    raises :class:`InvalidRequest` for non-text content parts."""
+    """Plain ``{"role", "content"}`` dicts for a chat template (``developer`` is ``system``;
+    text parts joined)."""
     out: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
+    for message in messages:
         content = message.content
         if content is None:
             text = ""
         elif isinstance(content, str):
             text = content
         else:
-            parts: list[str] = []
-            for part in content:
-                if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise InvalidRequest(
-                        "Only text content parts are supported.", param=f"messages.{i}.content"
-                    )
-                parts.append(part["text"])
-            text = "".join(parts)
+            text = "".join(part.text for part in content)
         role = "system" if message.role == "developer" else message.role
         out.append({"role": role, "content": text})
     return out

@@ -71,6 +71,7 @@ from protocol.openai import (
     SamplingBody,
     load_json_object,
     parse_request,
+    requested_max_tokens,
 )
 from protocol.recheck import RECHECK_PATH, RecheckSubmission
 from renter.config import ProxyConfig
@@ -258,23 +259,8 @@ class RenterProxy:
         data = load_json_object(raw)
         schema: type[SamplingBody] = CompletionBody if kind == "text" else ChatBody
         parsed = parse_request(schema, data)
-        if parsed.n != 1:
-            raise ApiError(400, "Only n=1 is supported.", param="n")
-        if parsed.temperature < 0:
-            raise ApiError(400, "temperature must be >= 0.", param="temperature")
-        if isinstance(parsed, ChatBody):
-            max_tokens = (
-                parsed.max_completion_tokens
-                if parsed.max_completion_tokens is not None
-                else parsed.max_tokens
-            )
-        else:
-            assert isinstance(parsed, CompletionBody)
-            max_tokens = parsed.max_tokens
-        if max_tokens is not None and max_tokens < 1:
-            raise ApiError(
-                400, "max_tokens must be at least 1.", param="max_tokens", code="invalid_value"
-            )
+        # The schema bounds n (1), temperature (>= 0) and max_tokens (>= 1).
+        max_tokens = requested_max_tokens(parsed)
         body = raw
         if parsed.temperature > 0 and parsed.seed is None:
             # Sampled and unseeded: fix the seed in the signed body so a validator can

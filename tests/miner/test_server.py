@@ -328,10 +328,10 @@ def test_include_usage_sends_usage_in_its_own_last_chunk(path: str) -> None:
         ("temperature", "0.5"),
         ("top_p", "1"),
         ("prompt", [True]),
-        ("prompt", [1, 2.0]),
+        ("prompt", [1, 2.5]),
         ("stream", "yes"),
         ("stream", 1),
-        ("n", 1.0),
+        ("n", 1.5),
         ("n", True),
         ("seed", "7"),
         ("top_k", 2.5),
@@ -351,15 +351,24 @@ def test_wrong_json_types_are_400s_naming_the_field_never_coerced(field: str, va
         chat = _body(messages=[{"role": "user", "content": "hi"}], **fields)
         if field != "prompt":
             _assert_openai_error(await _post(client, chat, "/v1/chat/completions"), 400, field)
-        # A JSON integer is still a number.
+        # A JSON integer is still a number, and a whole number an integer (JSON Schema's
+        # integer, as the published document says).
         assert (await _post(client, _body(temperature=1, top_p=1))).status_code == 200
+        whole = await _post(client, _body(max_tokens=2.0, n=1.0, seed=3.0, prompt=[104.0]))
+        assert whole.status_code == 200, whole.text
+        assert len(whole.json()["latent"]["output_token_ids"]) == 2
 
     run_server(scenario)
 
 
 def test_chat_message_fields_are_strict_too() -> None:
     async def scenario(client: httpx.AsyncClient, _: str) -> None:
-        for messages in ([{"role": "user", "content": 5}], [{"role": 1, "content": "hi"}]):
+        for messages in (
+            [{"role": "user", "content": 5}],
+            [{"role": 1, "content": "hi"}],
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+        ):
             body = _body(messages=messages)
             error = _assert_openai_error(
                 await _post(client, body, "/v1/chat/completions"), 400, "messages"

@@ -230,7 +230,7 @@ def test_bad_input_is_a_clear_4xx_and_signs_no_voucher(
             ("temperature", "0.5"),
             ("prompt", [True]),
             ("stream", "yes"),
-            ("n", 1.0),
+            ("n", 1.5),
         ):
             body = {"model": "tiny", "prompt": "x", "max_tokens": 4, field: value}
             wrong = await http.post(env.url + "/v1/completions", json=body, headers=headers)
