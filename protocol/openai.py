@@ -5,8 +5,14 @@ the subnet reads are declared here, so a miner, the validator and the renter pro
 tokenize a request the same way (the verifier must rebuild the exact prompt token ids the
 miner was asked to continue).
 
+Request bodies are strict (``SamplingBody``): a value of the wrong JSON type is a 400 naming
+the field, never coerced, and the bounds live on the schema, so the OpenAPI document a miner
+publishes states what it accepts. Response bodies are declared too (``Completion``,
+``ChatCompletion``, their stream chunks, ``ModelList``, ``ErrorResponse``) for that document.
+
 Every 2xx completion carries, besides OpenAI's fields, a top-level ``latent`` object (the
-official client ignores unknown fields; a stream carries it in its final chunk)::
+official client ignores unknown fields; a stream carries it in its final chunk, which with
+``stream_options.include_usage`` is the usage chunk)::
 
     "latent": {
       "receipt": {...},             # chain.receipts.Receipt.to_json(), signed by the hotkey
