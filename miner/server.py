@@ -199,7 +199,12 @@ def create_app(
     async def chat_completions(request: Request) -> Response:
         return await server.complete(request, "chat")
 
-    @app.get("/v1/models", summary="List the served model", response_model=ModelList)
+    @app.get(
+        "/v1/models",
+        summary="List the served model",
+        response_model=ModelList,
+        responses=error_responses(500),
+    )
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [server.model_card()]}
 
@@ -207,12 +212,17 @@ def create_app(
         "/v1/models/{model_id:path}",
         summary="Describe a model",
         response_model=ModelCard,
-        responses=error_responses(404),
+        responses=error_responses(404, 500),
     )
     async def model(model_id: str) -> dict[str, Any]:
         return server.model(model_id)
 
-    @app.get("/health", summary="Liveness, model, queue depth", response_model=MinerHealth)
+    @app.get(
+        "/health",
+        summary="Liveness, model, queue depth",
+        response_model=MinerHealth,
+        responses=error_responses(500),
+    )
     async def health() -> dict[str, Any]:
         return server.health()
 
@@ -224,7 +234,8 @@ def create_app(
             200: {
                 "description": "Prometheus text exposition format.",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+            },
+            **error_responses(500),
         },
     )
     async def prometheus() -> Response:

@@ -135,22 +135,32 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def event_stream_response(
     model: type[BaseModel], chunk: type[BaseModel], description: str
 ) -> dict[int | str, dict[str, Any]]:
-    """A 200 that is ``model`` as JSON, or server-sent events whose ``data:`` payloads are
-    ``chunk`` objects (then ``[DONE]``) when the request asks to stream."""
+    """A 200 that is ``model`` as JSON, or, when the request asks to stream, server-sent
+    events: the media type's ``schema`` describes one event (OpenAPI before 3.2; 3.2 names it
+    ``itemSchema``), whose ``data`` is a ``chunk`` as JSON, OpenAI's error body (a failure
+    after the headers went out), or the final ``[DONE]``."""
+    payload = {"anyOf": [schema_ref(chunk), schema_ref(ErrorResponse)]}
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": payload,
+                    },
+                ]
+            }
+        },
+    }
     return {
         200: {
             "model": model,
             "description": description,
-            "content": {
-                "text/event-stream": {
-                    "schema": {
-                        "type": "string",
-                        "description": f"`data: <{chunk.__name__} JSON>` events, then "
-                        "`data: [DONE]`.",
-                    },
-                    "x-event-schema": schema_ref(chunk),
-                }
-            },
+            "content": {"text/event-stream": {"schema": event}},
         }
     }
 

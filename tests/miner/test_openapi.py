@@ -22,8 +22,12 @@ the test runs the document twice, against two miners built from the same code:
 
 The paid 200 path (real vouchers, receipts, the credit rule) is covered by test_server.py
 and test_server_openai.py. Streams: the document declares ``text/event-stream`` for the 200
-of both completion routes; schemathesis checks the content type, and the chunk schemas are
-checked against real streams in test_server.py.
+of both completion routes with the schema of one event (its ``data``: a chunk as JSON, an
+error body, or ``[DONE]``), and schemathesis validates every event of every streamed answer.
+
+Valid cases are generated at random and half of them are then aimed at the engine (the
+served model name, ``max_tokens`` within the cap, no challenge headers; ``_aim_at_the_engine``)
+so that 200s are common; they stay valid. Negative cases are sent as generated.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from miner.config import AuthConfig, MinerConfig, PaymentConfig, PricingConfig, 
 from miner.engine import InferenceEngine
 from miner.payment import InMemoryChannels, PaymentGate
 from miner.server import create_app
+from protocol.headers import NONCE_HEADER, SIGNATURE_HEADER, VALIDATOR_HEADER
 from protocol.serving import serve_in_loop
 
 HOTKEY = Account.from_key("0x" + "c1" * 32)
@@ -168,6 +173,7 @@ def test_miner_answers_as_its_openapi_document_says(engine: InferenceEngine, lan
         assert 402 in completion
         assert 200 not in completion
     assert statuses["GET /metrics"] == {200}
+    assert statuses["GET /v1/models/{model_id}"] == {200, 404}
 
 
 def _fuzz(
@@ -188,11 +194,8 @@ def _fuzz(
     )
     @given(case=operation.as_strategy(generation_mode=mode), served_model=st.booleans())
     def check(case: Any, served_model: bool) -> None:
-        # A generated model name is never the served one (404): half the valid requests
-        # name it, so they reach the engine. Negative cases are left as generated (naming
-        # the model could repair the very field that was broken).
-        if mode.is_positive and served_model and isinstance(case.body, dict):
-            case.body["model"] = MODEL
+        if mode.is_positive and served_model:
+            _aim_at_the_engine(case)
         response = case.call(base_url=url, session=session, timeout=30)
         seen.add(response.status_code)
         case.validate_response(response, checks=CHECKS)
@@ -200,7 +203,89 @@ def _fuzz(
     check()
 
 
+def _aim_at_the_engine(case: Any) -> None:
+    """Keep a valid case valid but make it one the miner serves: random data almost never
+    names the served model, and often carries challenge headers (401), a ``max_tokens``
+    above the generation cap or ``stream_options`` without ``stream`` (400). Negative cases
+    are never touched (this could repair the very field that was broken)."""
+    if case.path_parameters and "model_id" in case.path_parameters:
+        case.path_parameters["model_id"] = MODEL
+    if not isinstance(case.body, dict):
+        return
+    case.body["model"] = MODEL
+    for name in ("max_tokens", "max_completion_tokens"):
+        if isinstance(case.body.get(name), int | float):
+            case.body[name] = min(case.body[name], 4)
+    if not case.body.get("stream"):
+        case.body.pop("stream_options", None)
+    for name in (VALIDATOR_HEADER, NONCE_HEADER, SIGNATURE_HEADER):
+        if case.headers:
+            case.headers.pop(name, None)
+
+
 def _can_be_broken(operation: dict[str, Any]) -> bool:
     """Whether negative generation has anything to break: a JSON body (the other inputs are
     free-form strings: a path segment, optional headers)."""
     return "requestBody" in operation
+
+
+def test_document_declares_bodies_streams_headers_errors_and_metrics() -> None:
+    """What schemathesis cannot see missing: the document is complete."""
+
+    class Engine:
+        model_id = "m"
+        max_context = 64
+        queue_depth = 0
+
+    app = create_app(
+        MinerConfig(model_path="unused", payment=PaymentConfig(require_payment=False)),
+        Engine(),  # type: ignore[arg-type]
+        hotkey=HOTKEY,
+    )
+    document = app.openapi()
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas  # FastAPI's 422 is never answered
+    for path, body, answer, chunk in (
+        ("/v1/completions", "CompletionBody", "Completion", "CompletionChunk"),
+        ("/v1/chat/completions", "ChatBody", "ChatCompletion", "ChatCompletionChunk"),
+    ):
+        operation = document["paths"][path]["post"]
+        request = operation["requestBody"]
+        assert request["required"] is True
+        assert request["content"]["application/json"]["schema"]["$ref"].endswith("/" + body)
+        ok = operation["responses"]["200"]["content"]
+        assert ok["application/json"]["schema"]["$ref"].endswith("/" + answer)
+        data = ok["text/event-stream"]["schema"]["properties"]["data"]["anyOf"]
+        assert data[0] == {"const": "[DONE]"}
+        assert data[1]["contentMediaType"] == "application/json"
+        refs = [r["$ref"].rsplit("/", 1)[1] for r in data[1]["contentSchema"]["anyOf"]]
+        assert refs == [chunk, "ErrorResponse"]
+        assert {"400", "401", "402", "403", "404", "408", "409", "413", "429", "500"} <= set(
+            operation["responses"]
+        )
+        assert "422" not in operation["responses"]
+        error = operation["responses"]["402"]["content"]["application/json"]["schema"]
+        assert error["$ref"].endswith("/ErrorResponse")
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {
+            "X-Latent-Voucher",
+            "X-Latent-Validator",
+            "X-Latent-Nonce",
+            "X-Latent-Signature",
+        }
+        for name in (body, answer, chunk, "LatentObject", "Usage", "StreamOptions"):
+            assert name in schemas
+    assert set(schemas["ErrorResponse"]["properties"]) == {"error"}
+    assert set(schemas["ErrorDetail"]["required"]) == {"message", "type", "param", "code"}
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain"}
+    assert set(document["paths"]) == {
+        "/v1/completions",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/models/{model_id}",
+        "/health",
+        "/metrics",
+    }
+    card = document["paths"]["/v1/models/{model_id}"]["get"]["responses"]
+    assert card["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
