@@ -1,62 +1,59 @@
-"""OpenAI-compatible HTTP server of a miner: completions, chat, streaming, receipts, proofs.
+"""HTTP router of a miner: the OpenAI-compatible routes, ``/health`` and ``/metrics``.
 
-``create_app`` builds a FastAPI app around an already-loaded engine. Every 2xx completion
+Three layers, after vLLM's protocol / serving / api_router split: the request and response
+schemas are ``protocol.openai``'s pydantic models, ``miner.serving.MinerServer`` does what
+each route means, and this module only maps routes to it and documents them, so the app's
+``/openapi.json`` is complete: request bodies, response models, every error status a route
+can answer (OpenAI's error body), ``text/event-stream`` for streams, the payment and
+challenge headers, and ``/metrics`` as Prometheus text.
+
+``create_app`` builds the FastAPI app around an already-loaded engine. Every 2xx completion
 carries a top-level ``latent`` object (receipt, proof, output token ids, seed; the format is
 ``protocol.openai``'s) and the headers ``X-Latent-Receipt`` (base64url receipt) and, for
-proofs up to ``proof_header_max_bytes``, ``X-Latent-Proof`` (base64). A streamed response
-carries the ``latent`` object (and ``usage``) in its final chunk, before ``data: [DONE]``.
-
-Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``. Request
-handling order: body (413 too large, 408 too slow) -> JSON and schema (400) -> model (404)
--> context and max_tokens (400) -> overload (429 + Retry-After) -> validator challenge
-(401/403) or voucher (402 with a quote, 409 when the channel is busy) -> generation.
-Input is validated before payment, so no voucher is consumed by a request that cannot run.
+proofs up to ``proof_header_max_bytes``, ``X-Latent-Proof`` (base64). Errors use OpenAI's
+body ``{"error": {"message", "type", "param", "code"}}``; the order of checks is
+``miner.serving``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
 
-from chain.errors import LatentError
-from chain.receipts import Receipt, encode_receipt_header, output_hash, sign_receipt
-from chain.receipts import request_hash as hash_request_body
-from chain.token import format_tokens
-from miner.auth import ChallengeRejected, ValidatorAuth
+from miner.auth import ValidatorAuth
 from miner.config import MinerConfig
 from miner.metrics import MinerMetrics
-from miner.payment import PaymentGate, PaymentRequired, PaymentTicket
-from miner.types import GenerationRequest, GenerationResult, TokenDelta
-from protocol.challenge import has_challenge_headers
-from protocol.headers import PROOF_HEADER, RECEIPT_HEADER, VOUCHER_HEADER
+from miner.payment import PaymentGate
+from miner.serving import Engine, MinerHealth, MinerServer
+from protocol.headers import NONCE_HEADER, SIGNATURE_HEADER, VALIDATOR_HEADER, VOUCHER_HEADER
 from protocol.openai import (
     ApiError,
     ChatBody,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
     CompletionBody,
-    LatentField,
-    SamplingBody,
-    chat_messages,
-    requested_max_tokens,
-    sampling_params,
-    unsupported_option,
+    CompletionChunk,
+    ModelCard,
+    ModelList,
 )
-from protocol.sampling import InvalidRequest, SamplingParams
-from protocol.serving import install_openai_errors
+from protocol.sampling import InvalidRequest
+from protocol.serving import (
+    complete_openapi,
+    error_responses,
+    event_stream_response,
+    install_openai_errors,
+    json_body,
+)
+
+__all__ = ["Engine", "MinerServer", "create_app"]
 
 T = TypeVar("T")
 
@@ -65,499 +62,34 @@ ASGIApp = Callable[
     Awaitable[None],
 ]
 
+#: Statuses a completion route can answer besides 200 (``miner.serving``'s order of checks).
+COMPLETION_ERRORS = (400, 401, 402, 403, 404, 408, 409, 413, 429, 500, 503)
 
-class Engine(Protocol):
-    """What the server needs from ``miner.engine.InferenceEngine`` (fakes implement it too)."""
-
-    model_id: str
-    max_context: int
-
-    def encode_prompt(self, prompt: str) -> tuple[int, ...]: ...
-
-    def encode_chat(self, messages: list[dict[str, str]]) -> tuple[int, ...]: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
-
-    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]: ...
-
-    @property
-    def queue_depth(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    body: bytes
-    prompt_token_ids: tuple[int, ...]
-    params: SamplingParams
-    stream: bool
-
-
-@dataclass(frozen=True)
-class _Access:
-    kind: Literal["paid", "validator", "open"]
-    ticket: PaymentTicket | None = None
-
-
-# ---------------------------------------------------------------- app
-
-
-class MinerServer:
-    """Request handling around one engine; ``create_app`` wires it into FastAPI."""
-
-    def __init__(
-        self,
-        *,
-        config: MinerConfig,
-        engine: Engine,
-        hotkey: LocalAccount,
-        gate: PaymentGate | None,
-        auth: ValidatorAuth | None,
-        metrics: MinerMetrics,
-    ) -> None:
-        if config.payment.require_payment and gate is None:
-            raise LatentError("payment is required but no payment gate was given")
-        self.config = config
-        self.engine = engine
-        self.hotkey = hotkey
-        self.gate = gate
-        self.auth = auth
-        self.metrics = metrics
-        self.model_id = config.server.model_id or engine.model_id
-
-    # -- body and validation -------------------------------------------------------------
-
-    async def read_body(self, request: Request) -> bytes:
-        """The request body, enforcing the size limit (before parsing) and the read timeout."""
-        limit = self.config.server.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                declared_size = int(declared)
-            except ValueError:
-                raise ApiError(400, "Content-Length is not an integer.") from None
-            if declared_size > limit:
-                raise _too_large(limit)
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(self.config.server.body_read_timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise ApiError(
-                408,
-                f"Request body not received within {self.config.server.body_read_timeout_s:g} s.",
-                code="request_timeout",
-            ) from None
-        except ClientDisconnect:
-            raise ApiError(400, "Client disconnected while sending the body.") from None
-        return b"".join(chunks)
-
-    async def prepare(self, request: Request, schema: type[SamplingBody]) -> _Prepared:
-        """Read, parse and validate a completion or chat request."""
-        body = await self.read_body(request)
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ApiError(
-                400, f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
-            ) from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
-        option = unsupported_option(data)
-        if option is not None:
-            raise ApiError(
-                400,
-                f"'{option}' is not supported by this miner; remove it from the request.",
-                param=option,
-                code="unsupported_parameter",
-            )
-        try:
-            parsed = schema.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            param = str(first["loc"][0]) if first["loc"] else None  # the top-level field
-            raise ApiError(
-                400, f"Invalid value for '{where}': {first['msg']}", param=param
-            ) from None
-        if parsed.model != self.model_id:
-            raise ApiError(
-                404,
-                f"The model '{parsed.model}' does not exist; this miner serves '{self.model_id}'.",
-                param="model",
-                code="model_not_found",
-            )
-        if parsed.n != 1:
-            raise ApiError(400, "Only n=1 is supported.", param="n")
-        if isinstance(parsed, CompletionBody):
-            prompt_ids = await self._encode_completion_prompt(parsed.prompt)
-            requested = requested_max_tokens(parsed)
-        else:
-            assert isinstance(parsed, ChatBody)
-            prompt_ids = await asyncio.to_thread(
-                self.engine.encode_chat, chat_messages(parsed.messages)
-            )
-            requested = requested_max_tokens(parsed)
-        room = self.engine.max_context - len(prompt_ids)
-        if room <= 0:
-            raise ApiError(
-                400,
-                f"This model's maximum context length is {self.engine.max_context} tokens, "
-                f"but your prompt has {len(prompt_ids)} tokens. Shorten the prompt.",
-                param="messages" if isinstance(parsed, ChatBody) else "prompt",
-                code="context_length_exceeded",
-            )
-        limit = min(room, self.config.server.max_tokens_limit)
-        max_tokens = limit if requested is None else requested
-        params = sampling_params(parsed, max_tokens)
-        try:
-            params.validate(max_new_tokens_limit=limit)
-        except InvalidRequest as exc:
-            code = None
-            if exc.param == "max_tokens":
-                too_small = isinstance(params.max_tokens, int) and params.max_tokens < 1
-                code = "invalid_value" if too_small else "context_length_exceeded"
-            raise ApiError(400, exc.message, param=exc.param, code=code) from None
-        return _Prepared(
-            body=body, prompt_token_ids=prompt_ids, params=params, stream=parsed.stream
-        )
-
-    async def _encode_completion_prompt(
-        self, prompt: str | list[str] | list[int]
-    ) -> tuple[int, ...]:
-        if isinstance(prompt, str):
-            return await asyncio.to_thread(self.engine.encode_prompt, prompt)
-        if not prompt:
-            raise ApiError(400, "prompt must not be empty.", param="prompt")
-        if all(isinstance(p, str) for p in prompt):
-            if len(prompt) != 1:
-                raise ApiError(400, "Only one prompt per request is supported.", param="prompt")
-            return await asyncio.to_thread(self.engine.encode_prompt, str(prompt[0]))
-        vocab = _vocab_size(self.engine)
-        ids = tuple(int(t) for t in prompt)
-        if any(t < 0 or (vocab is not None and t >= vocab) for t in ids):
-            raise ApiError(400, f"prompt token ids must be in [0, {vocab}).", param="prompt")
-        return ids
-
-    # -- access --------------------------------------------------------------------------
-
-    async def authorise(self, request: Request, prepared: _Prepared) -> _Access:
-        """Validator challenge, voucher, or open access; raises ApiError otherwise."""
-        depth = self.engine.queue_depth
-        if depth >= self.config.server.max_queue_depth:
-            retry = self.config.server.retry_after_s
-            raise ApiError(
-                429,
-                f"The miner is overloaded ({depth} requests queued); retry in {retry} s.",
-                type="server_overloaded",
-                code="overloaded",
-                headers={"Retry-After": str(retry)},
-            )
-        if has_challenge_headers(request.headers):
-            if self.auth is None:
-                raise ApiError(
-                    401,
-                    "This miner does not accept validator challenges (no metagraph).",
-                    type="authentication_error",
-                    code="challenges_disabled",
-                )
-            try:
-                await self.auth.authenticate(request.headers, prepared.body)
-            except ChallengeRejected as exc:
-                headers = {"Retry-After": "1"} if exc.status == 429 else None
-                raise ApiError(
-                    exc.status,
-                    exc.message,
-                    type="authentication_error",
-                    code=exc.code,
-                    headers=headers,
-                ) from None
-            return _Access(kind="validator")
-        if self.gate is None or not self.config.payment.require_payment:
-            return _Access(kind="open")
-        try:
-            ticket = await self.gate.admit(
-                request.headers.get(VOUCHER_HEADER),
-                prompt_tokens=len(prepared.prompt_token_ids),
-                max_tokens=prepared.params.max_tokens,
-            )
-        except PaymentRequired as exc:
-            raise ApiError(
-                exc.status,
-                exc.message,
-                type={402: "payment_required", 503: "service_unavailable"}.get(
-                    exc.status, "conflict"
-                ),
-                code=exc.code,
-                # Stock OpenAI clients retry a 409; a busy channel is the caller's to fix. A
-                # 503 (the miner's chain node is down) is worth retrying a little later.
-                headers={"x-should-retry": "false"}
-                if exc.status == 409
-                else {"Retry-After": "5"}
-                if exc.status == 503
-                else None,
-                extra={"quote": exc.quote},
-            ) from None
-        self.metrics.earnings.inc(ticket.increment)
-        return _Access(kind="paid", ticket=ticket)
-
-    def price(self, access: _Access, prompt_tokens: int, completion_tokens: int) -> int:
-        """What this response costs (validators are free)."""
-        if access.kind == "validator":
-            return 0
-        return self.config.pricing.price(
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-
-    def settle_access(self, access: _Access, price: int | None) -> None:
-        """Record the delivered price on the channel (``None``: nothing delivered)."""
-        if access.ticket is None or self.gate is None:
-            return
-        if price is None:
-            self.gate.release(access.ticket)
-        else:
-            self.gate.complete(access.ticket, price)
-
-    # -- results -------------------------------------------------------------------------
-
-    def sign(
-        self,
-        prepared: _Prepared,
-        result: GenerationResult,
-        price: int,
-        proof_bytes: bytes | None = None,
-    ) -> Receipt:
-        """The hotkey's receipt for a finished generation (``proof_bytes``: the proof's
-        ``to_bytes()`` when the caller has it already; the commitment is their keccak256)."""
-        commitment = result.proof.commitment() if proof_bytes is None else keccak(proof_bytes)
-        return sign_receipt(
-            self.hotkey,
-            request_hash=hash_request_body(prepared.body),
-            output_hash=output_hash(result.output_token_ids),
-            proof_commitment=commitment,
-            price=price,
-            chain_id=self.config.payment.chain_id,
-        )
-
-    def latent_field(
-        self, access: _Access, result: GenerationResult, receipt: Receipt, proof: bytes
-    ) -> dict[str, Any]:
-        """The ``latent`` object added to responses."""
-        return LatentField(
-            receipt=receipt,
-            proof=result.proof,
-            proof_bytes=proof,
-            output_token_ids=result.output_token_ids,
-            seed=result.seed,
-            access=access.kind,
-        ).to_json()
-
-    def record_result(self, access: _Access, result: GenerationResult, proof: bytes) -> None:
-        """Update token, proof and latency metrics for a finished generation."""
-        self.metrics.prompt_tokens.inc(len(result.prompt_token_ids))
-        self.metrics.completion_tokens.inc(len(result.output_token_ids))
-        self.metrics.proof_bytes.inc(len(proof))
-        self.metrics.time_to_first_token.observe(result.time_to_first_token_s)
-        self.metrics.completions.labels(access=access.kind).inc()
-
-    async def complete(self, request: Request, kind: Literal["text", "chat"]) -> Response:
-        """Handle a completion or chat completion request."""
-        prepared = await self.prepare(request, CompletionBody if kind == "text" else ChatBody)
-        access = await self.authorise(request, prepared)
-        generation = GenerationRequest(
-            prompt_token_ids=prepared.prompt_token_ids, params=prepared.params
-        )
-        if prepared.stream:
-            try:  # the engine validates here, before the first delta: still a plain 400
-                deltas = self.engine.stream(generation)
-            except BaseException:
-                self.settle_access(access, None)
-                raise
-            return StreamingResponse(
-                self._stream(kind, prepared, access, deltas),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        try:
-            result = await self.engine.generate(generation)
-        except BaseException:
-            self.settle_access(access, None)
-            raise
-        price = self.price(access, len(result.prompt_token_ids), len(result.output_token_ids))
-        self.settle_access(access, price)
-        proof = result.proof.to_bytes()
-        receipt = self.sign(prepared, result, price, proof)
-        self.record_result(access, result, proof)
-        body = _completion_body(kind, self.model_id, result)
-        body["latent"] = self.latent_field(access, result, receipt, proof)
-        headers = {RECEIPT_HEADER: encode_receipt_header(receipt)}
-        if len(proof) <= self.config.server.proof_header_max_bytes:
-            headers[PROOF_HEADER] = base64.b64encode(proof).decode("ascii")
-        return JSONResponse(body, headers=headers)
-
-    async def _stream(
-        self,
-        kind: Literal["text", "chat"],
-        prepared: _Prepared,
-        access: _Access,
-        deltas: AsyncIterator[TokenDelta],
-    ) -> AsyncIterator[bytes]:
-        """Server-sent events in OpenAI's chunk format, receipt in the final chunk."""
-        chunk_id = ("cmpl-" if kind == "text" else "chatcmpl-") + secrets.token_hex(12)
-        created = int(time.time())
-        obj = "text_completion" if kind == "text" else "chat.completion.chunk"
-        delivered_tokens = 0
-        settled = False
-
-        def chunk(choice: dict[str, Any], **extra: Any) -> bytes:
-            payload = {
-                "id": chunk_id,
-                "object": obj,
-                "created": created,
-                "model": self.model_id,
-                "choices": [choice],
-                **extra,
-            }
-            return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-        # Per-token chunks differ only in their text: encode the rest once (same bytes as
-        # chunk(_delta_choice(kind, text)); the text is the payload's last string, so the
-        # marker is split off from the right).
-        marker = json.dumps("\x00latent-text\x00")
-        head, tail = chunk(_delta_choice(kind, json.loads(marker))).rsplit(marker.encode(), 1)
-
-        def text_chunk(text: str) -> bytes:
-            return head + json.dumps(text).encode() + tail
-
-        try:
-            if kind == "chat":
-                yield chunk(
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": ""},
-                        "finish_reason": None,
-                        "logprobs": None,
-                    }
-                )
-            result: GenerationResult | None = None
-            async for delta in deltas:
-                delivered_tokens += len(delta.token_ids)
-                if delta.text:
-                    yield text_chunk(delta.text)
-                if delta.result is not None:
-                    result = delta.result
-            if result is None:
-                raise LatentError("engine stream ended without a result")
-            price = self.price(access, len(result.prompt_token_ids), len(result.output_token_ids))
-            self.settle_access(access, price)
-            settled = True
-            proof = result.proof.to_bytes()
-            receipt = self.sign(prepared, result, price, proof)
-            self.record_result(access, result, proof)
-            final = _delta_choice(kind, "")
-            if kind == "chat":
-                final["delta"] = {}
-            final["finish_reason"] = result.finish_reason
-            yield chunk(
-                final,
-                usage=_usage(result),
-                latent=self.latent_field(access, result, receipt, proof),
-            )
-            yield b"data: [DONE]\n\n"
-        except LatentError as exc:
-            # Headers are gone already: report in-band, as OpenAI does, and end the stream.
-            error = {
-                "error": {"message": str(exc), "type": "server_error", "param": None, "code": None}
-            }
-            yield b"data: " + json.dumps(error).encode() + b"\n\n"
-        finally:
-            closer = getattr(deltas, "aclose", None)
-            if closer is not None:
-                await closer()  # a client that left cancels its engine request
-            if not settled:
-                # Client gone or engine failed: charge the tokens already streamed (so cutting
-                # a stream short is not a way to be served for free), nothing more.
-                charge: int | None = None
-                if delivered_tokens:
-                    charge = self.price(access, len(prepared.prompt_token_ids), delivered_tokens)
-                self.settle_access(access, charge)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        f"Request body larger than {limit} bytes; shorten the prompt.",
-        code="request_too_large",
-    )
-
-
-def _vocab_size(engine: Engine) -> int | None:
-    vocab = getattr(engine, "vocab_size", None)
-    if isinstance(vocab, int):
-        return vocab
-    tokenizer = getattr(engine, "tokenizer", None)
-    return len(tokenizer) if tokenizer is not None else None
-
-
-def _usage(result: GenerationResult) -> dict[str, int]:
-    prompt = len(result.prompt_token_ids)
-    completion = len(result.output_token_ids)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def _delta_choice(kind: Literal["text", "chat"], text: str) -> dict[str, Any]:
-    if kind == "text":
-        return {"index": 0, "text": text, "finish_reason": None, "logprobs": None}
-    return {"index": 0, "delta": {"content": text}, "finish_reason": None, "logprobs": None}
-
-
-def _completion_body(
-    kind: Literal["text", "chat"], model_id: str, result: GenerationResult
-) -> dict[str, Any]:
-    created = int(time.time())
-    if kind == "text":
-        return {
-            "id": "cmpl-" + secrets.token_hex(12),
-            "object": "text_completion",
-            "created": created,
-            "model": model_id,
-            "choices": [
-                {
-                    "index": 0,
-                    "text": result.text,
-                    "finish_reason": result.finish_reason,
-                    "logprobs": None,
-                }
-            ],
-            "usage": _usage(result),
+#: The optional request headers of a paid or challenged completion.
+_ACCESS_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": VOUCHER_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Voucher for the channel covering the work already delivered on it "
+        "(chain.vouchers header encoding); required when the miner requires payment.",
+        "schema": {"type": "string"},
+    },
+    *(
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": "Free validator lane (protocol.challenge): all three or none.",
+            "schema": {"type": "string"},
         }
-    return {
-        "id": "chatcmpl-" + secrets.token_hex(12),
-        "object": "chat.completion",
-        "created": created,
-        "model": model_id,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": result.finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": _usage(result),
-    }
+        for name in (VALIDATOR_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+    ),
+]
+
+
+def _completion_route(body: type[CompletionBody | ChatBody]) -> dict[str, Any]:
+    return {"parameters": _ACCESS_HEADERS, **json_body(body)}
 
 
 class _MetricsMiddleware:
@@ -636,65 +168,78 @@ def create_app(
         code = "context_length_exceeded" if "context length" in exc.message else None
         return ApiError(400, exc.message, param=exc.param, code=code).response()
 
-    @app.post("/v1/completions")
+    @app.post(
+        "/v1/completions",
+        summary="Create a completion",
+        response_class=JSONResponse,
+        responses={
+            **event_stream_response(
+                Completion, CompletionChunk, "The completion, with its receipt and proof."
+            ),
+            **error_responses(*COMPLETION_ERRORS),
+        },
+        openapi_extra=_completion_route(CompletionBody),
+    )
     async def completions(request: Request) -> Response:
         return await server.complete(request, "text")
 
-    @app.post("/v1/chat/completions")
+    @app.post(
+        "/v1/chat/completions",
+        summary="Create a chat completion",
+        response_class=JSONResponse,
+        responses={
+            **event_stream_response(
+                ChatCompletion, ChatCompletionChunk, "The chat completion, with its receipt."
+            ),
+            **error_responses(*COMPLETION_ERRORS),
+        },
+        openapi_extra=_completion_route(ChatBody),
+    )
     async def chat_completions(request: Request) -> Response:
         return await server.complete(request, "chat")
 
-    @app.get("/v1/models")
+    @app.get(
+        "/v1/models",
+        summary="List the served model",
+        response_model=ModelList,
+        responses=error_responses(500),
+    )
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(server)]}
+        return {"object": "list", "data": [server.model_card()]}
 
-    @app.get("/v1/models/{model_id:path}")
+    @app.get(
+        "/v1/models/{model_id:path}",
+        summary="Describe a model",
+        response_model=ModelCard,
+        responses=error_responses(404, 500),
+    )
     async def model(model_id: str) -> dict[str, Any]:
-        if model_id != server.model_id:
-            raise ApiError(404, f"The model '{model_id}' does not exist.", code="model_not_found")
-        return _model_card(server)
+        return server.model(model_id)
 
-    @app.get("/health")
+    @app.get(
+        "/health",
+        summary="Liveness, model, queue depth",
+        response_model=MinerHealth,
+        responses=error_responses(500),
+    )
     async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "model": server.model_id,
-            "miner": hotkey.address,
-            "queue_depth": engine.queue_depth,
-            "payment_required": config.payment.require_payment,
-        }
+        return server.health()
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **error_responses(500),
+        },
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    complete_openapi(app, CompletionBody, ChatBody, CompletionChunk, ChatCompletionChunk)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     return app
-
-
-def _model_card(server: MinerServer) -> dict[str, Any]:
-    """OpenAI's model object plus what a renter needs before its first request: the context
-    length and prices per token in whole tokens as decimal strings (OpenRouter's ``pricing``
-    shape), exact in base units under ``latent``."""
-    pricing = server.config.pricing
-    return {
-        "id": server.model_id,
-        "object": "model",
-        "created": 0,
-        "owned_by": server.hotkey.address,
-        "max_context": server.engine.max_context,
-        "context_length": server.engine.max_context,
-        "pricing": {
-            "prompt": format_tokens(pricing.per_prompt_token),
-            "completion": format_tokens(pricing.per_completion_token),
-        },
-        "latent": {
-            "miner": server.hotkey.address,
-            "chain_id": server.config.payment.chain_id,
-            "escrow": server.config.payment.escrow_address or None,
-            "token": server.config.payment.token_address or None,
-            "price_per_prompt_token": str(pricing.per_prompt_token),
-            "price_per_completion_token": str(pricing.per_completion_token),
-            "payment_required": server.config.payment.require_payment,
-        },
-    }

@@ -5,8 +5,14 @@ the subnet reads are declared here, so a miner, the validator and the renter pro
 tokenize a request the same way (the verifier must rebuild the exact prompt token ids the
 miner was asked to continue).
 
+Request bodies are strict (``SamplingBody``): a value of the wrong JSON type is a 400 naming
+the field, never coerced, and the bounds live on the schema, so the OpenAPI document a miner
+publishes states what it accepts. Response bodies are declared too (``Completion``,
+``ChatCompletion``, their stream chunks, ``ModelList``, ``ErrorResponse``) for that document.
+
 Every 2xx completion carries, besides OpenAI's fields, a top-level ``latent`` object (the
-official client ignores unknown fields; a stream carries it in its final chunk)::
+official client ignores unknown fields; a stream carries it in its final chunk, which with
+``stream_options.include_usage`` is the usage chunk)::
 
     "latent": {
       "receipt": {...},             # chain.receipts.Receipt.to_json(), signed by the hotkey
@@ -25,28 +31,48 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from chain.errors import LatentError
 from chain.receipts import Receipt, ReceiptInvalid
 from protocol.proof import InferenceProof, InvalidProof
-from protocol.sampling import InvalidRequest, SamplingParams
+from protocol.sampling import MAX_STOP_SEQUENCES, InvalidRequest, SamplingParams
 
 __all__ = [
     "ApiError",
     "ChatBody",
+    "ChatCompletion",
+    "ChatCompletionChunk",
     "ChatMessage",
+    "Completion",
     "CompletionBody",
+    "CompletionChunk",
+    "ErrorResponse",
     "InvalidResponse",
     "LatentField",
+    "LatentObject",
+    "ModelCard",
+    "ModelList",
     "SamplingBody",
+    "StreamOptions",
+    "Usage",
     "chat_messages",
     "encode_chat",
     "encode_text",
+    "load_json_object",
+    "parse_request",
     "requested_max_tokens",
     "sampling_params",
     "unsupported_option",
@@ -96,43 +122,109 @@ class ApiError(LatentError):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's ``integer`` is a number with a zero fractional part, so ``1.0`` is the
+    integer 1 (what the published document promises); ``1.5``, ``true`` and ``"1"`` stay
+    what they are and fail the strict ``int``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field: strict, but a whole JSON number like ``1.0`` counts (``_whole_number``).
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+StopSequence = Annotated[str, Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[Integer, Field(ge=0)]], Field(min_length=1)]
+
+
+class StreamOptions(BaseModel):
+    """OpenAI's ``stream_options`` (only with ``stream: true``)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    include_usage: bool = Field(
+        default=False,
+        description="Send usage in a last chunk of its own (``choices: []``); every other "
+        "chunk then carries ``usage: null``.",
+    )
+
+
 class SamplingBody(BaseModel):
-    """Fields shared by completion and chat requests."""
+    """Fields shared by completion and chat requests.
 
-    model_config = ConfigDict(extra="ignore")
+    Strict types (pydantic strict mode): a value of the wrong JSON type is a 400 naming the
+    field, never coerced — ``"5"`` is not a number, ``1.0`` not an integer, ``"yes"`` not a
+    boolean, ``true`` not a token id. A JSON integer is a valid number (``temperature: 1``).
+    """
 
-    model: str
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    n: int = 1
-    stream: bool = False
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    model: str = Field(description="The model id the miner serves (``GET /v1/models``).")
+    temperature: float = Field(
+        default=1.0, ge=0.0, le=100.0, allow_inf_nan=False, description="0 is greedy."
+    )
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    top_k: Integer = Field(default=0, ge=0, description="0 disables top-k (not an OpenAI field).")
+    n: Integer = Field(default=1, ge=1, le=1, description="Only 1 is supported.")
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
+    stream_options: StreamOptions | None = Field(
+        default=None, description="Only with ``stream: true``."
+    )
+    stop: (
+        StopSequence | Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)] | None
+    ) = Field(default=None, description="Non-empty stop sequences.")
+    seed: Integer | None = Field(
+        default=None, ge=0, lt=2**63, description="Seed of the sampler; replayed by verifiers."
+    )
 
 
 class CompletionBody(SamplingBody):
     """``POST /v1/completions`` body (the fields the subnet uses)."""
 
-    prompt: str | list[str] | list[int]
-    max_tokens: int | None = 16
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)] | TokenIds = Field(
+        description="Text, a list of one text, or prompt token ids (below the vocabulary size)."
+    )
+    max_tokens: Integer | None = Field(
+        default=16, ge=1, description="Completion-token limit (the miner caps it by context)."
+    )
+
+
+class TextPart(BaseModel):
+    """A text content part (the only kind of content part the subnet serves)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["text"]
+    text: str
 
 
 class ChatMessage(BaseModel):
     """One chat message; content parts other than text are refused."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        # Said plainly, instead of the union's "Input should be a valid string".
+        if isinstance(value, list) and any(
+            not isinstance(part, dict) or part.get("type") != "text" for part in value
+        ):
+            raise ValueError("only text content parts ({'type': 'text', 'text': ...}) are served")
+        return value
 
 
 class ChatBody(SamplingBody):
     """``POST /v1/chat/completions`` body."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    max_completion_tokens: Integer | None = Field(
+        default=None, ge=1, description="Preferred over ``max_tokens`` when both are set."
+    )
 
 
 #: OpenAI request options the subnet does not implement, with the value that means "off".
@@ -165,6 +257,67 @@ def unsupported_option(data: dict[str, Any]) -> str | None:
     return None
 
 
+B = TypeVar("B", bound=SamplingBody)
+
+
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; raises a 400 :class:`ApiError` (``invalid_json``)."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(
+            400, f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def parse_request(schema: type[B], data: dict[str, Any]) -> B:
+    """Validate a request object against ``schema`` (strict types); raises a 400
+    :class:`ApiError` naming the top-level field at fault."""
+    try:
+        parsed = schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        # Union members appear in the location ("prompt.str"): name only the fields.
+        loc = [str(part) for part in first["loc"] if isinstance(part, int) or part in _FIELDS]
+        where = ".".join(loc) or "body"
+        param = loc[0] if loc else None
+        # A value of the right type outside its range is OpenAI's invalid_value.
+        code = "invalid_value" if first["type"] in _RANGE_ERRORS else None
+        raise ApiError(
+            400, f"Invalid value for '{where}': {first['msg']}", param=param, code=code
+        ) from None
+    if parsed.stream_options is not None and not parsed.stream:
+        raise ApiError(
+            400,
+            "'stream_options' is only allowed when 'stream' is true.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    return parsed
+
+
+def _field_names(*models: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for model in models for name in model.model_fields)
+
+
+_RANGE_ERRORS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+        "too_short",
+        "too_long",
+        "string_too_short",
+    }
+)
+_FIELDS = _field_names(CompletionBody, ChatBody, ChatMessage, TextPart, StreamOptions)
+
+
 def requested_max_tokens(body: SamplingBody) -> int | None:
     """The completion-token limit the client asked for (None: as many as the context allows)."""
     if isinstance(body, ChatBody):
@@ -193,24 +346,17 @@ def sampling_params(body: SamplingBody, max_tokens: int) -> SamplingParams:
 
 
 def chat_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    """Plain ``{"role", "content"}`` dicts for a chat template (``developer`` is ``system``);
-    raises :class:`InvalidRequest` for non-text content parts."""
+    """Plain ``{"role", "content"}`` dicts for a chat template (``developer`` is ``system``;
+    text parts joined)."""
     out: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
+    for message in messages:
         content = message.content
         if content is None:
             text = ""
         elif isinstance(content, str):
             text = content
         else:
-            parts: list[str] = []
-            for part in content:
-                if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise InvalidRequest(
-                        "Only text content parts are supported.", param=f"messages.{i}.content"
-                    )
-                parts.append(part["text"])
-            text = "".join(parts)
+            text = "".join(part.text for part in content)
         role = "system" if message.role == "developer" else message.role
         out.append({"role": role, "content": text})
     return out
@@ -236,6 +382,171 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, ..
     if not isinstance(ids, list):  # BatchEncoding in transformers 5
         ids = ids["input_ids"]
     return tuple(int(i) for i in ids)
+
+
+# ---------------------------------------------------------------- response schemas
+# Declared for the published OpenAPI document (and checked against real answers by the
+# schemathesis test); the server writes the same shapes as plain dicts on the hot path.
+
+
+class ErrorDetail(BaseModel):
+    """OpenAI's error object."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error body: ``{"error": {...}}``; a 402 adds the miner's price ``quote``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: ErrorDetail
+
+
+class Usage(BaseModel):
+    """Token counts of one answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ReceiptObject(BaseModel):
+    """``chain.receipts.Receipt.to_json()``: hashes and signature as 0x-hex, price in base
+    units as a decimal string."""
+
+    request_hash: str
+    output_hash: str
+    proof_commitment: str
+    price: str
+    miner: str
+    chain_id: int
+    signature: str
+
+
+class LatentObject(BaseModel):
+    """The ``latent`` field of a miner answer (module docs)."""
+
+    receipt: ReceiptObject
+    proof: str = Field(description="protocol.proof.InferenceProof bytes, base64.")
+    output_token_ids: list[int]
+    seed: int | None
+    access: Literal["paid", "validator", "open"]
+
+
+FinishReason = Literal["stop", "length"]
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: FinishReason | None
+    logprobs: None = None
+
+
+class Completion(BaseModel):
+    """``POST /v1/completions`` answer (``stream: false``)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+    latent: LatentObject
+
+
+class CompletionChunk(BaseModel):
+    """One ``data:`` event of a streamed completion. The last event before ``[DONE]``
+    carries ``usage`` and ``latent``; with ``stream_options.include_usage`` it is a chunk of
+    its own with ``choices: []``, and the other chunks carry ``usage: null``."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    latent: LatentObject | None = None
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: FinishReason | None
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    """``POST /v1/chat/completions`` answer (``stream: false``)."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    latent: LatentObject
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    finish_reason: FinishReason | None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data:`` event of a streamed chat completion (``CompletionChunk``'s rules)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    latent: LatentObject | None = None
+
+
+class ModelPricing(BaseModel):
+    """Whole tokens per token, decimal strings (OpenRouter's shape)."""
+
+    prompt: str
+    completion: str
+
+
+class ModelCard(BaseModel):
+    """OpenAI's model object plus the context length and prices; miners add ``latent``
+    (payment details in base units), the renter proxy ``miners`` (how many serve it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    context_length: int
+    pricing: ModelPricing
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``."""
+
+    object: Literal["list"]
+    data: list[ModelCard]
 
 
 class InvalidResponse(LatentError):

@@ -1,4 +1,11 @@
-"""Serve an ASGI app inside the running event loop (every role's HTTP endpoint)."""
+"""Every role's HTTP plumbing: serve an ASGI app inside the running event loop, answer errors
+in OpenAI's shape, and publish a complete OpenAPI document.
+
+Routes that read their body themselves (the miner hashes the exact bytes and limits their
+size before parsing) declare it with :func:`json_body`; :func:`error_responses` documents
+each error status with OpenAI's error schema; :func:`complete_openapi` adds the models those
+declarations name by reference to the document's components.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,24 @@ from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.errors import LatentError
-from protocol.openai import ApiError
+from protocol.openai import ApiError, ErrorResponse
 
-__all__ = ["install_openai_errors", "run_async", "serve_in_loop"]
+__all__ = [
+    "complete_openapi",
+    "error_responses",
+    "event_stream_response",
+    "install_openai_errors",
+    "json_body",
+    "run_async",
+    "schema_ref",
+    "serve_in_loop",
+]
 
 T = TypeVar("T")
 
@@ -86,3 +104,114 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+_COMPONENTS = "#/components/schemas/"
+
+#: What each error status means on the subnet's OpenAI endpoints (OpenAPI descriptions).
+ERROR_MEANINGS: dict[int, str] = {
+    400: "Invalid request: JSON, schema (strict types), option, context or max_tokens.",
+    401: "Authentication failed (API key, or a malformed / stale / replayed challenge).",
+    402: "Payment required: no, short or invalid voucher; the body carries a price `quote`.",
+    403: "Forbidden: the challenging hotkey holds no validator permit.",
+    404: "Unknown model or route.",
+    405: "Method not allowed (the `Allow` header lists the allowed ones).",
+    408: "The request body was not received in time.",
+    409: "The payment channel already has a request in flight.",
+    413: "Request body too large.",
+    429: "Overloaded, rate-limited or over a spending cap; see `Retry-After`.",
+    500: "Internal error (no traceback is sent).",
+    502: "Every upstream miner failed.",
+    503: "Unavailable for now: no miner serves the model (proxy), or the miner's chain node "
+    "is down; see `Retry-After`.",
+}
+
+
+def schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    """A JSON-schema reference to ``model`` in the document's components."""
+    return {"$ref": _COMPONENTS + model.__name__}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` declaring a required JSON request body of ``model``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema_ref(model)}},
+        }
+    }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses`` entries documenting each status with OpenAI's error body."""
+    return {
+        status: {"model": ErrorResponse, "description": ERROR_MEANINGS[status]}
+        for status in statuses
+    }
+
+
+def event_stream_response(
+    model: type[BaseModel], chunk: type[BaseModel], description: str
+) -> dict[int | str, dict[str, Any]]:
+    """A 200 that is ``model`` as JSON, or, when the request asks to stream, server-sent
+    events: the media type's ``schema`` describes one event (OpenAPI before 3.2; 3.2 names it
+    ``itemSchema``), whose ``data`` is a ``chunk`` as JSON, OpenAI's error body (a failure
+    after the headers went out), or the final ``[DONE]``."""
+    payload = {"anyOf": [schema_ref(chunk), schema_ref(ErrorResponse)]}
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": payload,
+                    },
+                ]
+            }
+        },
+    }
+    return {
+        200: {
+            "model": model,
+            "description": description,
+            "content": {"text/event-stream": {"schema": event}},
+        }
+    }
+
+
+def complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Make ``app.openapi()`` include ``models`` (and the models they use) among its
+    component schemas, for the references :func:`json_body` and
+    :func:`event_stream_response` write."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            separate_input_output_schemas=False,
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        # These apps read their inputs themselves (FastAPI validates nothing but plain
+        # string path parameters), so FastAPI's automatic 422 is never answered.
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        for model in models:
+            schema = model.model_json_schema(ref_template=_COMPONENTS + "{model}")
+            for name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas.setdefault(model.__name__, schema)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

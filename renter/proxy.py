@@ -30,7 +30,11 @@ renter):
   retries on the same channel.
 - Other 4xx answers are the client's: relayed as they are, nothing booked.
 
-Status codes of the proxy itself: 400 bad input (JSON, schema, ``n``, ``max_tokens`` above
+Streams are relayed event by event, so ``stream_options.include_usage`` reaches the client in
+the miner's shape (usage and the receipt in a last chunk with ``choices: []``); the proxy books
+the receipt and usage of whichever chunk carries ``latent``.
+
+Status codes of the proxy itself: 400 bad input (JSON, schema with strict types, ``n``, ``max_tokens`` above
 the context, no miner within ``--max-price``), 401 bad API key, 404 unknown model, 429 +
 ``Retry-After`` when every miner is busy or a spending cap is reached, 503 when no miner
 serves the model right now, 402 only when the renter's own wallet cannot fund a channel.
@@ -53,7 +57,6 @@ from typing import Any, Literal
 import aiohttp
 import httpx
 from eth_utils import keccak
-from pydantic import ValidationError
 
 from chain.errors import LatentError
 from chain.funding import Funder, InsufficientFunds
@@ -67,6 +70,9 @@ from protocol.openai import (
     InvalidResponse,
     LatentField,
     SamplingBody,
+    load_json_object,
+    parse_request,
+    requested_max_tokens,
 )
 from protocol.recheck import RECHECK_PATH, RecheckSubmission
 from renter.config import ProxyConfig
@@ -264,39 +270,11 @@ class RenterProxy:
         """Validate the body and set a seed on unseeded sampled requests; raises ApiError."""
         if len(raw) > self.config.max_body_bytes:
             raise ApiError(413, "Request body too large.", code="request_too_large")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ApiError(
-                400, f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
-            ) from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+        data = load_json_object(raw)
         schema: type[SamplingBody] = CompletionBody if kind == "text" else ChatBody
-        try:
-            parsed = schema.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            param = str(first["loc"][0]) if first["loc"] else None
-            raise ApiError(
-                400, f"Invalid value for '{where}': {first['msg']}", param=param
-            ) from None
-        if parsed.n != 1:
-            raise ApiError(400, "Only n=1 is supported.", param="n")
-        if parsed.temperature < 0:
-            raise ApiError(400, "temperature must be >= 0.", param="temperature")
-        if isinstance(parsed, ChatBody):
-            max_tokens = (
-                parsed.max_completion_tokens
-                if parsed.max_completion_tokens is not None
-                else parsed.max_tokens
-            )
-        else:
-            assert isinstance(parsed, CompletionBody)
-            max_tokens = parsed.max_tokens
-        if max_tokens is not None and max_tokens < 1:
-            raise ApiError(400, "max_tokens must be at least 1.", param="max_tokens")
+        parsed = parse_request(schema, data)
+        # The schema bounds n (1), temperature (>= 0) and max_tokens (>= 1).
+        max_tokens = requested_max_tokens(parsed)
         body = raw
         if parsed.temperature > 0 and parsed.seed is None:
             # Sampled and unseeded: fix the seed in the signed body so a validator can

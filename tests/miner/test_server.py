@@ -35,6 +35,7 @@ from miner.payment import (
 from miner.server import create_app
 from miner.types import GenerationRequest, GenerationResult, TokenDelta
 from protocol.challenge import challenge_headers, new_nonce
+from protocol.openai import ChatCompletionChunk, CompletionChunk
 from protocol.proof import InferenceProof, chunk_topk
 from protocol.serving import serve_in_loop
 
@@ -269,6 +270,116 @@ def test_streaming_chat_matches_non_streaming_and_ends_with_done() -> None:
             request_hash=keccak(body),
             output_hash=output_hash(plain["latent"]["output_token_ids"]),
         )
+
+    run_server(scenario)
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+def test_include_usage_sends_usage_in_its_own_last_chunk(path: str) -> None:
+    chat = path == "/v1/chat/completions"
+    chunk_model = ChatCompletionChunk if chat else CompletionChunk
+    fields: dict[str, Any] = (
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5} if chat else {}
+    )
+
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        plain = (await _post(client, _body(**fields), path)).json()
+        body = _body(**fields, stream=True, stream_options={"include_usage": True})
+        events = _sse_events((await _post(client, body, path)).text)
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        for c in chunks:
+            chunk_model.model_validate(c)
+        *content, last = chunks
+        # OpenAI's shape: every other chunk says usage null; the last has no choices.
+        assert content and all("usage" in c and c["usage"] is None for c in content)
+        assert all(len(c["choices"]) == 1 for c in content)
+        assert content[-1]["choices"][0]["finish_reason"] == "length"
+        assert all("latent" not in c for c in content)
+        assert last["choices"] == []
+        assert last["usage"] == plain["usage"]
+        assert last["latent"]["output_token_ids"] == plain["latent"]["output_token_ids"]
+        verify_receipt(
+            Receipt.from_json(last["latent"]["receipt"]),
+            miner=HOTKEY.address,
+            chain_id=CHAIN_ID,
+            request_hash=keccak(body),
+            output_hash=output_hash(plain["latent"]["output_token_ids"]),
+        )
+        # Without the option: no usage key until the final chunk, which carries both.
+        events = _sse_events((await _post(client, _body(**fields, stream=True), path)).text)
+        chunks = [json.loads(e) for e in events[:-1]]
+        assert all("usage" not in c for c in chunks[:-1])
+        assert chunks[-1]["usage"] == plain["usage"] and len(chunks[-1]["choices"]) == 1
+        # include_usage false behaves as if absent; stream_options without stream is a 400.
+        off = _body(**fields, stream=True, stream_options={"include_usage": False})
+        assert all(
+            "usage" not in json.loads(e)
+            for e in _sse_events((await _post(client, off, path)).text)[:-2]
+        )
+        error = _assert_openai_error(
+            await _post(client, _body(**fields, stream_options={"include_usage": True}), path),
+            400,
+            "stream_options",
+        )
+        assert error["code"] == "invalid_value"
+
+    run_server(scenario)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", "5"),
+        ("temperature", "0.5"),
+        ("top_p", "1"),
+        ("prompt", [True]),
+        ("prompt", [1, 2.5]),
+        ("stream", "yes"),
+        ("stream", 1),
+        ("n", 1.5),
+        ("n", True),
+        ("seed", "7"),
+        ("top_k", 2.5),
+        ("stream_options", {"include_usage": "true"}),
+        ("model", 7),
+    ],
+)
+def test_wrong_json_types_are_400s_naming_the_field_never_coerced(field: str, value: Any) -> None:
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        fields = {field: value}
+        if field == "stream_options":
+            fields["stream"] = True
+        error = _assert_openai_error(await _post(client, _body(**fields)), 400, field)
+        assert error["type"] == "invalid_request_error"
+        assert field in error["message"]
+        # The chat route shares the schema.
+        chat = _body(messages=[{"role": "user", "content": "hi"}], **fields)
+        if field != "prompt":
+            _assert_openai_error(await _post(client, chat, "/v1/chat/completions"), 400, field)
+        # A JSON integer is still a number, and a whole number an integer (JSON Schema's
+        # integer, as the published document says).
+        assert (await _post(client, _body(temperature=1, top_p=1))).status_code == 200
+        whole = await _post(client, _body(max_tokens=2.0, n=1.0, seed=3.0, prompt=[104.0]))
+        assert whole.status_code == 200, whole.text
+        assert len(whole.json()["latent"]["output_token_ids"]) == 2
+
+    run_server(scenario)
+
+
+def test_chat_message_fields_are_strict_too() -> None:
+    async def scenario(client: httpx.AsyncClient, _: str) -> None:
+        for messages in (
+            [{"role": "user", "content": 5}],
+            [{"role": 1, "content": "hi"}],
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+        ):
+            body = _body(messages=messages)
+            error = _assert_openai_error(
+                await _post(client, body, "/v1/chat/completions"), 400, "messages"
+            )
+            assert "messages.0." in error["message"]
 
     run_server(scenario)
 

@@ -89,6 +89,27 @@ def test_openai_client_through_the_proxy_pays_exactly_the_receipts(
         streamed, _ = await stream_text(text_stream)
         assert streamed
 
+        # include_usage passes through: usage (and the receipt) in a last chunk of their
+        # own, usage null before it; the proxy books that chunk's receipt and usage.
+        booked = len(env.proxy.outcomes) if env.proxy is not None else 0
+        usage_stream = await client.chat.completions.create(
+            model="tiny",
+            messages=[{"role": "user", "content": "what is latent?"}],
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage_text, usage_chunks = await stream_text(usage_stream)
+        assert usage_text == text
+        *content, last = usage_chunks
+        assert all(c.usage is None and len(c.choices) == 1 for c in content)
+        assert last.choices == [] and last.usage == plain.usage
+        assert "latent" in (last.model_extra or {})
+        await asyncio.sleep(0.05)  # the pump books after the last byte reached the client
+        assert env.proxy is not None and len(env.proxy.outcomes) == booked + 1
+        assert env.proxy.outcomes[-1].price == int(_latent(last)["receipt"]["price"])
+
         # Eight at once: the cheap miner's two channels fill, the rest spills to the other.
         many = await asyncio.gather(
             *(
@@ -107,7 +128,10 @@ def test_openai_client_through_the_proxy_pays_exactly_the_receipts(
 
     # Every kept receipt verifies against its miner; their prices are the books.
     entries = env.store.read_receipts()
-    assert len(entries) == 13
+    assert len(entries) == 14
+    usage_entry = entries[5]  # the include_usage stream: booked with the chunk's usage
+    assert usage_entry["kind"] == "chat" and usage_entry["prompt_tokens"] > 0
+    assert usage_entry["completion_tokens"] == entries[3]["completion_tokens"]
     receipts = [Receipt.from_json(e["receipt"]) for e in entries]
     for entry, receipt in zip(entries, receipts, strict=True):
         assert recover_receipt_signer(receipt) == entry["miner"]
@@ -199,6 +223,20 @@ def test_bad_input_is_a_clear_4xx_and_signs_no_voucher(
 
         with pytest.raises(openai.BadRequestError):
             await client.completions.create(model="tiny", prompt="x", n=2)
+
+        # Wrong JSON types are 400s naming the field (the miner's strict schema), not coerced.
+        for field, value in (
+            ("max_tokens", "5"),
+            ("temperature", "0.5"),
+            ("prompt", [True]),
+            ("stream", "yes"),
+            ("n", 1.5),
+        ):
+            body = {"model": "tiny", "prompt": "x", "max_tokens": 4, field: value}
+            wrong = await http.post(env.url + "/v1/completions", json=body, headers=headers)
+            assert wrong.status_code == 400, (field, wrong.text)
+            assert wrong.json()["error"]["param"] == field
+            assert wrong.json()["error"]["type"] == "invalid_request_error"
 
         with pytest.raises(openai.AuthenticationError):
             await openai.AsyncOpenAI(
