@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from eth_account.signers.local import LocalAccount
@@ -272,6 +272,20 @@ def stake_claim(
     console.print(f"claimed {_tokens(int(event['amount']))} tokens")
 
 
+def _claimable(target: _Target, snap: Any) -> dict[str, int]:
+    """Emission each hotkey can claim now (``latent rewards claim``), read at the snapshot's
+    block; empty when the network records no epoch contract."""
+    from chain.epoch import EpochClient
+
+    address = target.chain.optional_address("YumaConsensus")
+    if not address:
+        return {}
+    epoch = EpochClient(target.chain.w3, address)
+    if epoch.metagraph_address() != target.client.address:  # --metagraph names another one
+        return {}
+    return {hk: int(epoch.contract.call("claimable", hk, block=snap.block)) for hk in snap.hotkeys}
+
+
 @app.command("metagraph")
 def metagraph_cmd(
     network: NetworkOpt = "localnet",
@@ -280,13 +294,19 @@ def metagraph_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Show every registered uid (one batched read)."""
-    snap = _target(network, rpc_url, metagraph).client.snapshot()
+    target = _target(network, rpc_url, metagraph)
+    snap = target.client.snapshot()
+    claimable = _claimable(target, snap)
     if json_out:
-        print(json.dumps(snap.to_json(), indent=2))
+        doc = snap.to_json()
+        for neuron in doc["neurons"]:
+            owed = claimable.get(neuron["hotkey"])
+            neuron["claimable_wei"] = None if owed is None else str(owed)
+        print(json.dumps(doc, indent=2))
         return
     table = Table(
-        "uid", "hotkey", "coldkey", "stake", "permit", "emission", "incentive", "dividends",
-        "vtrust", "registered", "updated", "endpoint",
+        "uid", "hotkey", "coldkey", "stake", "permit", "emission", "claimable", "incentive",
+        "dividends", "vtrust", "registered", "updated", "endpoint",
         title=f"metagraph {snap.address} at block {snap.block} "
         f"(n={snap.n}, price {_tokens(snap.registration_price)})",
     )  # fmt: skip
@@ -298,6 +318,7 @@ def metagraph_cmd(
             _tokens(info.stake),
             "yes" if info.validator_permit else "",
             _tokens(info.emission),
+            _tokens(claimable[info.hotkey]) if info.hotkey in claimable else "-",
             f"{info.incentive / 65535:.4f}",
             f"{info.dividends / 65535:.4f}",
             f"{info.validator_trust / 65535:.4f}",
