@@ -57,6 +57,7 @@ from pydantic import ValidationError
 from chain.errors import LatentError
 from chain.funding import Funder, InsufficientFunds
 from chain.receipts import ReceiptInvalid, output_hash, verify_receipt
+from chain.token import format_price
 from chain.vouchers import encode_voucher_header
 from protocol.headers import VOUCHER_HEADER
 from protocol.openai import (
@@ -333,8 +334,9 @@ class RenterProxy:
             raise ApiError(
                 400,
                 f"Every miner serving '{prepared.model}' charges more than --max-price "
-                f"({limit} base units per token); the cheapest asks {cheapest.price_prompt} per "
-                f"prompt and {cheapest.price_completion} per completion token. Raise "
+                f"({format_price(limit)} LAT per 1M tokens); the cheapest asks "
+                f"{format_price(cheapest.price_prompt)} per 1M prompt and "
+                f"{format_price(cheapest.price_completion)} per 1M completion tokens. Raise "
                 "--max-price to use them.",
                 param="model",
                 code="price_above_max",
