@@ -308,7 +308,7 @@ def metagraph_cmd(
         "uid", "hotkey", "coldkey", "stake", "permit", "emission", "claimable", "incentive",
         "dividends", "vtrust", "registered", "updated", "endpoint",
         title=f"metagraph {snap.address} at block {snap.block} "
-        f"(n={snap.n}, price {_tokens(snap.registration_price)})",
+        f"(n={snap.n}, price {_tokens(snap.registration_price)} LAT; amounts in LAT)",
     )  # fmt: skip
     for info in snap.neurons():
         table.add_row(

@@ -20,7 +20,7 @@ from web3 import Web3
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
 from chain.target import ChainTarget, open_target
-from chain.token import format_tokens, parse_token_amount
+from chain.token import format_token_amount, format_tokens, parse_token_amount
 from renter.proxy_cli import (
     DEFAULT_STATE_DIR,
     StateDirOpt,
@@ -284,4 +284,4 @@ def withdraw_cmd(
     renter = _account(ctx, keystore, wallet, dev_account)
     receipt = ctx.escrow.withdraw(cid, sender=renter)
     refund = ctx.escrow.events(receipt, "ChannelClosed")[0]["refund"]
-    print(f"withdrew {refund} base units to {ch.renter}")
+    print(f"withdrew {format_token_amount(refund)} to {ch.renter}")
