@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from eth_account.signers.local import LocalAccount
@@ -23,6 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from chain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chain.rewards import AccountRewards, RewardsReader
+    from chain.target import ChainTarget
 
 app = typer.Typer(
     help="Emission and escrow earnings: what is claimable, what was claimed; claim it.",
@@ -62,12 +66,11 @@ NoEscrowOpt = Annotated[
 
 @dataclass(frozen=True)
 class _Ledgers:
-    w3: Any
-    reader: Any  # chain.rewards.RewardsReader
+    reader: RewardsReader
     network: str
 
 
-def _open(network: str, rpc_url: str | None) -> tuple[Any, _Ledgers]:
+def _open(network: str, rpc_url: str | None) -> tuple[ChainTarget, _Ledgers]:
     from chain.epoch import EpochClient
     from chain.escrow import EscrowClient
     from chain.metagraph import MetagraphReader
@@ -83,7 +86,7 @@ def _open(network: str, rpc_url: str | None) -> tuple[Any, _Ledgers]:
     reader = RewardsReader(
         target.w3, epoch, metagraph, escrow, from_block=min(blocks) if blocks else 0
     )
-    return target, _Ledgers(target.w3, reader, target.network.name)
+    return target, _Ledgers(reader, target.network.name)
 
 
 def _address(text: str, flag: str) -> str:
@@ -92,7 +95,9 @@ def _address(text: str, flag: str) -> str:
     return to_checksum_address(text)
 
 
-def _select(rows: list[Any], accounts: list[str] | None, coldkey: str | None) -> list[Any]:
+def _select(
+    rows: list[AccountRewards], accounts: list[str] | None, coldkey: str | None
+) -> list[AccountRewards]:
     """Rows for the named accounts, or those paying ``coldkey``; all rows when neither."""
     if accounts:
         wanted = {_address(a, "--hotkey-address") for a in accounts}
@@ -170,7 +175,7 @@ def show(
     )
 
 
-def _claimable_by(rows: list[Any], signer: str, owner: str) -> list[Any]:
+def _claimable_by(rows: list[AccountRewards], signer: str, owner: str) -> list[AccountRewards]:
     """Accounts whose emission ``signer`` may claim: itself (a hotkey, or the subnet owner)
     and every hotkey whose coldkey it is (the contract's rule)."""
     return [
