@@ -256,6 +256,24 @@ def summarise(records: list[ChannelRecord], receipts: list[dict[str, Any]]) -> d
     }
 
 
+#: Totals that are token amounts: base units, so ``--json`` names them ``*_wei``.
+_AMOUNT_TOTALS = ("deposits", "spent", "spent_last_hour", "refundable", "cost_per_million_tokens")
+
+
+def _channel_json(record: ChannelRecord) -> dict[str, Any]:
+    """A ledger record for ``--json``: its amounts as ``*_wei`` decimal strings."""
+    data = record.to_json()
+    data.pop("deposit")
+    data.pop("owed")
+    refundable = record.available if record.status != "closed" else 0
+    return {
+        **data,
+        "deposit_wei": str(record.deposit),
+        "owed_wei": str(record.owed),
+        "refundable_wei": str(refundable),
+    }
+
+
 def print_proxy_status(state_dir: Path, json_out: bool) -> None:
     """``latent renter status`` without a channel: the proxy's channels and spending."""
     store = LedgerStore(state_dir)
@@ -264,11 +282,11 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
     if json_out:
         payload = {
             "state_dir": str(state_dir),
-            "channels": [
-                {**r.to_json(), "refundable": str(r.available) if r.status != "closed" else "0"}
-                for r in records
-            ],
-            "totals": {k: (str(v) if isinstance(v, int) else v) for k, v in totals.items()},
+            "channels": [_channel_json(r) for r in records],
+            "totals": {
+                (f"{k}_wei" if k in _AMOUNT_TOTALS else k): (str(v) if isinstance(v, int) else v)
+                for k, v in totals.items()
+            },
         }
         print(json.dumps(payload, indent=2))
         return

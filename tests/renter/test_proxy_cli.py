@@ -94,9 +94,11 @@ def test_market_status_and_close_commands(
         status = json.loads(out)
         totals = status["totals"]
         spent = sum(r.owed for r in env.store.load_channels())
-        assert totals["spent"] == str(spent) and int(totals["requests"]) == 2
-        assert int(totals["refundable"]) == int(totals["deposits"]) - spent
-        assert int(totals["cost_per_million_tokens"]) > 0
+        assert totals["spent_wei"] == str(spent) and int(totals["requests"]) == 2
+        assert int(totals["refundable_wei"]) == int(totals["deposits_wei"]) - spent
+        assert int(totals["cost_per_million_tokens_wei"]) > 0
+        assert sum(int(c["owed_wei"]) for c in status["channels"]) == spent
+        assert all("owed" not in c and "deposit" not in c for c in status["channels"])
         code, out, err = await latent("renter", "status", "--state-dir", str(state))
         assert code == 0 and "per million tokens" in out, err
 
