@@ -272,6 +272,21 @@ def stake_claim(
     console.print(f"claimed {_tokens(int(event['amount']))} tokens")
 
 
+def _metagraph_json(snap: Any, claimable: dict[str, int]) -> dict[str, Any]:
+    """``latent metagraph --json``: token amounts in base units, named ``*_wei``."""
+    doc: dict[str, Any] = snap.to_json()
+    doc["registration_price_wei"] = str(doc.pop("registration_price"))
+    hp = doc["hyperparameters"]
+    for key in ("min_burn", "max_burn"):
+        hp[f"{key}_wei"] = str(hp.pop(key))
+    for neuron in doc["neurons"]:
+        for key in ("stake", "emission"):
+            neuron[f"{key}_wei"] = str(neuron.pop(key))
+        owed = claimable.get(neuron["hotkey"])
+        neuron["claimable_wei"] = None if owed is None else str(owed)
+    return doc
+
+
 def _claimable(target: _Target, snap: Any) -> dict[str, int]:
     """Emission each hotkey can claim now (``latent rewards claim``), read at the snapshot's
     block; empty when the network records no epoch contract."""
@@ -298,11 +313,7 @@ def metagraph_cmd(
     snap = target.client.snapshot()
     claimable = _claimable(target, snap)
     if json_out:
-        doc = snap.to_json()
-        for neuron in doc["neurons"]:
-            owed = claimable.get(neuron["hotkey"])
-            neuron["claimable_wei"] = None if owed is None else str(owed)
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(_metagraph_json(snap, claimable), indent=2))
         return
     table = Table(
         "uid", "hotkey", "coldkey", "stake", "permit", "emission", "claimable", "incentive",

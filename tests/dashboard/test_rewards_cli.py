@@ -113,8 +113,11 @@ def test_rewards_show_claim_and_metagraph_column(
 
     # --- the metagraph shows the same claimable amount per hotkey
     metagraph = latent_json(anvil, directory, "metagraph")
-    for neuron in metagraph["neurons"]:
+    for uid, neuron in enumerate(metagraph["neurons"]):
         assert int(neuron["claimable_wei"]) == epoch.claimable(neuron["hotkey"])
+        assert int(neuron["emission_wei"]) == snap.emission[uid] and "emission" not in neuron
+        assert int(neuron["stake_wei"]) == snap.stake[uid]
+    assert int(metagraph["registration_price_wei"]) == snap.registration_price
     mg_table = latent(anvil, directory, "metagraph")
     assert mg_table.returncode == 0 and "claimable" in mg_table.stdout
 
