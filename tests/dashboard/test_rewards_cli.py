@@ -20,7 +20,7 @@ from web3 import Web3
 from chain.client import Contract
 from chain.escrow import EscrowClient
 from chain.node import AnvilNode, revert, snapshot
-from chain.token import SubnetTokenClient
+from chain.token import SubnetTokenClient, format_token_amount
 
 OWNER, COLDKEY = 0, 1  # dev accounts: the demo's deployer/owner and the coldkey of every hotkey
 
@@ -120,6 +120,20 @@ def test_rewards_show_claim_and_metagraph_column(
     assert int(metagraph["registration_price_wei"]) == snap.registration_price
     mg_table = latent(anvil, directory, "metagraph")
     assert mg_table.returncode == 0 and "claimable" in mg_table.stdout
+
+    # --- a contract error on the command line is in tokens and names the signer
+    broke = latent(
+        anvil, directory, "stake", "add", "1000000", "--dev-account", "5",
+        "--hotkey-address", hotkeys[0],
+    )  # fmt: skip
+    assert broke.returncode == 1, broke.stdout
+    held = int(Contract(w3, "SubnetToken", demo.subnet.token.address).call(
+        "balanceOf", accounts[5].address
+    ))  # fmt: skip
+    assert (
+        f"{accounts[5].address} (signer) has balance {format_token_amount(held)}, "
+        "needs 1,000,000 LAT"
+    ) in broke.stderr, broke.stderr
 
     # --- claim needs a named signer, and only the coldkey (or the hotkey) may claim
     unsigned = latent(anvil, directory, "rewards", "claim")
