@@ -87,7 +87,10 @@ def _resolve_chain(
 def _price(text: str, base_units: bool, flag: str) -> int:
     """A ``--price-*`` value -> base units per token (LAT per 1M tokens unless --base-units)."""
     if not base_units:
-        return parse_price(text)
+        try:
+            return parse_price(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{flag}: {exc} (or pass --base-units)") from None
     if not text.isdigit():
         raise ConfigError(f"{flag} {text!r} must be a whole number of base units (--base-units)")
     return int(text)
@@ -96,7 +99,10 @@ def _price(text: str, base_units: bool, flag: str) -> int:
 def _base_amount(text: str, base_units: bool, flag: str) -> int:
     """A token amount flag -> base units (tokens, or base units with --base-units)."""
     if not base_units:
-        return parse_token_amount(text, allow_zero=True)
+        try:
+            return parse_token_amount(text, allow_zero=True)
+        except ConfigError as exc:
+            raise ConfigError(f"{flag}: {exc} (or pass --base-units)") from None
     if not text.isdigit():
         raise ConfigError(f"{flag} {text!r} must be a whole number of base units (--base-units)")
     return int(text)

@@ -179,7 +179,7 @@ def test_price_flags_are_tokens_per_million_unless_base_units() -> None:
     assert _price("1000000000000", True, "--price-prompt") == 10**12
     assert _base_amount("0.01", False, "--min-settle") == 10**16
     assert _base_amount("7", True, "--min-settle") == 7
-    with pytest.raises(LatentError, match="per 1M tokens"):
+    with pytest.raises(LatentError, match="--price-prompt: price '-1' must be >= 0 tokens per 1M"):
         _price("-1", False, "--price-prompt")
     with pytest.raises(LatentError, match="whole number of base units"):
         _price("0.5", True, "--price-prompt")
