@@ -39,7 +39,8 @@ class AccountRewards:
     """One hotkey's (or the subnet owner's) rewards at a block, in base units."""
 
     account: str
-    #: ``"hotkey"`` (a registered uid) or ``"owner"`` (the subnet owner's share).
+    #: ``"hotkey"`` (a registered uid), ``"owner"`` (the subnet owner's share) or ``"former"``
+    #: (a hotkey whose uid was replaced: what it earned there stays claimable).
     role: str
     uid: int | None
     #: Who a claim pays: the hotkey's coldkey, or the owner itself.
@@ -199,6 +200,28 @@ class RewardsReader:
             )
         )
         return out
+
+    def read_former(self, account: str, block: int) -> AccountRewards:
+        """An address that holds no uid now (a replaced hotkey): what it can still claim and
+        claimed; it is paid to its recorded coldkey, or to itself when it has none."""
+        account = to_checksum_address(account)
+        coldkey = to_checksum_address(self.metagraph.contract.call("hotkeyOwner", account))
+        escrow_claimable, escrow_claimed, channels = self._escrow(account, block)
+        return AccountRewards(
+            account=account,
+            role="former",
+            uid=None,
+            recipient=account if int(coldkey, 16) == 0 else coldkey,
+            claimable=self._claimable(account, block),
+            claimed=self._claimed_total(account, block),
+            last_epoch=0,
+            incentive=0,
+            dividends=0,
+            split_exact=True,
+            escrow_claimable=escrow_claimable,
+            escrow_claimed=escrow_claimed,
+            escrow_channels=channels,
+        )
 
     def _claimable(self, account: str, block: int) -> int:
         return int(self.epoch.contract.call("claimable", account, block=block))

@@ -96,18 +96,25 @@ def _address(text: str, flag: str) -> str:
 
 
 def _select(
-    rows: list[AccountRewards], accounts: list[str] | None, coldkey: str | None
+    reader: RewardsReader,
+    block: int,
+    rows: list[AccountRewards],
+    accounts: list[str] | None,
+    coldkey: str | None,
 ) -> list[AccountRewards]:
-    """Rows for the named accounts, or those paying ``coldkey``; all rows when neither."""
+    """Rows for the named accounts, or those paying ``coldkey``; all rows when neither. A
+    named address without a uid is read as a former hotkey (its replaced uid's earnings)."""
     if accounts:
         wanted = {_address(a, "--hotkey-address") for a in accounts}
         chosen = [r for r in rows if r.account in wanted]
-        missing = wanted - {r.account for r in chosen}
-        if missing:
-            raise ConfigError(
-                f"{', '.join(sorted(missing))} is neither a registered hotkey nor the subnet "
-                "owner; see `latent metagraph`"
-            )
+        for address in sorted(wanted - {r.account for r in chosen}):
+            former = reader.read_former(address, block)
+            if not (former.claimable or former.claimed or former.escrow_claimed):
+                raise ConfigError(
+                    f"{address} holds no uid, is not the subnet owner and was never credited; "
+                    "see `latent metagraph`"
+                )
+            chosen.append(former)
         return chosen
     if coldkey is not None:
         paid_to = _address(coldkey, "--coldkey-address")
@@ -133,7 +140,9 @@ def show(
     claimed emission, claimable and claimed escrow earnings."""
     _, ledgers = _open(network, rpc_url)
     snap = ledgers.reader.metagraph.snapshot()
-    rows = _select(ledgers.reader.read(snap), hotkey_address, coldkey_address)
+    rows = _select(
+        ledgers.reader, snap.block, ledgers.reader.read(snap), hotkey_address, coldkey_address
+    )
     if json_out:
         print(
             json.dumps(
@@ -156,16 +165,16 @@ def show(
     for r in rows:
         split = "" if r.split_exact else "~"
         table.add_row(
-            "owner" if r.uid is None else str(r.uid),
+            str(r.uid) if r.uid is not None else r.role,
             r.account,
             r.recipient if r.recipient != r.account else "(itself)",
             _tokens(r.last_epoch),
-            split + _tokens(r.incentive) if r.uid is not None else "-",
-            split + _tokens(r.dividends) if r.uid is not None else "-",
+            split + _tokens(r.incentive) if r.role == "hotkey" else "-",
+            split + _tokens(r.dividends) if r.role == "hotkey" else "-",
             _tokens(r.claimable),
             _tokens(r.claimed),
-            _tokens(r.escrow_claimable) if r.uid is not None else "-",
-            _tokens(r.escrow_claimed) if r.uid is not None else "-",
+            _tokens(r.escrow_claimable) if r.role != "owner" else "-",
+            _tokens(r.escrow_claimed) if r.role != "owner" else "-",
         )
     console.print(table)
     console.print(
@@ -182,7 +191,7 @@ def _claimable_by(rows: list[AccountRewards], signer: str, owner: str) -> list[A
         r
         for r in rows
         if r.account == signer
-        or (r.role == "hotkey" and r.recipient == signer and r.account != owner)
+        or (r.role != "owner" and r.recipient == signer and r.account != owner)
     ]
 
 
@@ -206,7 +215,8 @@ def claim(
     )
     reader = ledgers.reader
     owner = reader.subnet_owner()
-    rows = _select(reader.read(), hotkey_address, None)
+    snap = reader.metagraph.snapshot()
+    rows = _select(reader, snap.block, reader.read(snap), hotkey_address, None)
     mine = _claimable_by(rows, signer.address, owner)
     if hotkey_address and len(mine) < len(rows):
         others = ", ".join(r.account for r in rows if r not in mine)
@@ -219,14 +229,14 @@ def claim(
         if r.claimable:
             amount = reader.epoch.claim(signer, r.account)
             claims.append(
-                {"source": "emission", "account": r.account, "uid": r.uid,
+                {"source": "emission", "account": r.account, "uid": r.uid, "role": r.role,
                  "paid_to": r.recipient, "amount_wei": str(amount)}
             )  # fmt: skip
         if r.escrow_channels and not no_escrow and reader.escrow is not None:
             receipt = reader.escrow.claim_earnings(list(r.escrow_channels), sender=signer)
             paid = sum(int(e["paid"]) for e in reader.escrow.events(receipt, "EarningsClaimed"))
             claims.append(
-                {"source": "escrow", "account": r.account, "uid": r.uid,
+                {"source": "escrow", "account": r.account, "uid": r.uid, "role": r.role,
                  "paid_to": r.account, "amount_wei": str(paid)}
             )  # fmt: skip
     total = sum(int(c["amount_wei"]) for c in claims)
@@ -241,7 +251,7 @@ def claim(
         console.print(f"nothing to claim for {signer.address} (claimed 0 LAT)")
         return
     for c in claims:
-        who = "owner" if c["uid"] is None else f"uid {c['uid']}"
+        who = f"uid {c['uid']}" if c["uid"] is not None else c["role"]
         console.print(
             f"claimed {_tokens(int(c['amount_wei']))} LAT {c['source']} of {who} "
             f"{c['account']} -> {c['paid_to']}"

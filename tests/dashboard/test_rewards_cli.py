@@ -19,6 +19,7 @@ from web3 import Web3
 
 from chain.client import Contract
 from chain.escrow import EscrowClient
+from chain.metagraph import HyperParam
 from chain.node import AnvilNode, revert, snapshot
 from chain.token import SubnetTokenClient, format_token_amount
 
@@ -188,3 +189,42 @@ def test_rewards_show_claim_and_metagraph_column(
     assert owner_claim.returncode == 0, owner_claim.stderr
     assert "LAT emission of owner" in owner_claim.stdout
     assert balance(owner) - owner_before == owner_due > 0
+
+
+def test_a_replaced_hotkey_still_shows_and_claims_what_it_earned(
+    anvil: AnvilNode,
+    w3: Web3,
+    accounts: list[LocalAccount],
+    demo_dir: tuple[DemoSubnet, Path],
+) -> None:
+    demo, directory = demo_dir
+    subnet, epoch = demo.subnet, demo.subnet.epoch
+    demo.run_epoch()  # credit something again (the test above may have claimed it all)
+    subnet.set_params({HyperParam.MAX_UIDS: len(subnet.hotkeys)})  # full: the next one replaces
+    uid = int(subnet.metagraph.contract.call("nextRegistrationUid"))
+    old = subnet.hotkeys[uid].address
+    earned = epoch.claimable(old)
+    assert earned > 0
+    subnet.register(1)
+    assert subnet.hotkeys[uid].address != old
+    assert epoch.claimable(old) == earned  # kept for the old hotkey (onUidReplaced)
+
+    everyone = latent_json(anvil, directory, "rewards", "show")
+    assert old not in {row["account"] for row in everyone["accounts"]}  # no uid any more
+    (row,) = latent_json(anvil, directory, "rewards", "show", "--hotkey-address", old)["accounts"]
+    assert (row["role"], row["uid"], row["claimable_wei"]) == ("former", None, str(earned))
+    assert row["recipient"] == accounts[COLDKEY].address
+    stranger = latent(anvil, directory, "rewards", "show", "--hotkey-address", "0x" + "ab" * 20)
+    assert stranger.returncode == 1 and "never credited" in stranger.stderr
+
+    token = Contract(w3, "SubnetToken", subnet.token.address)
+    before = int(token.call("balanceOf", accounts[COLDKEY].address))
+    claimed = latent_json(
+        anvil, directory, "rewards", "claim", "--dev-account", str(COLDKEY),
+        "--hotkey-address", old,
+    )  # fmt: skip
+    assert [(c["account"], c["role"], c["amount_wei"]) for c in claimed["claims"]] == [
+        (old, "former", str(earned))
+    ]
+    assert int(token.call("balanceOf", accounts[COLDKEY].address)) - before == earned
+    assert epoch.claimable(old) == 0
