@@ -52,7 +52,7 @@ AccountOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--hotkey-address",
-        help="Only this hotkey (or the subnet owner's address); repeatable.",
+        help="Only this hotkey, the owner, or a replaced (former) hotkey; repeatable.",
     ),
 ]
 ColdkeyOpt = Annotated[
