@@ -55,15 +55,66 @@ class ContractRevert(TransactionFailed):
     def __init__(self, error_args: dict[str, Any] | None = None, *, contract: str | None = None):
         self.error_args: dict[str, Any] = dict(error_args or {})
         self.contract = contract
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.error_args.items())
+        amounts = TOKEN_AMOUNT_ARGS.get(self.error_name, ())
+        shown = ", ".join(
+            f"{k}={_show(v, token_amount=k in amounts)}" for k, v in self.error_args.items()
+        )
         where = f" in {contract}" if contract else ""
-        super().__init__(f"{self.error_name}({shown}){where}")
+        explained = _explain(self)  # the common ones read as a sentence, in tokens
+        head = self.error_name if explained else f"{self.error_name}({shown})"
+        super().__init__(f"{head}{where}{explained}")
 
 
-def _show(value: Any) -> str:
+#: Arguments of custom errors that are token amounts in base units: shown in whole tokens.
+TOKEN_AMOUNT_ARGS: dict[str, tuple[str, ...]] = {
+    "ERC20InsufficientBalance": ("balance", "needed"),
+    "ERC20InsufficientAllowance": ("allowance", "needed"),
+    "SubnetTokenCapExceeded": ("supply", "amount", "cap"),
+    "MetagraphPriceAboveLimit": ("price", "maxPrice"),
+    "MetagraphInsufficientStake": ("staked", "requested"),
+    "EscrowNothingReceived": ("requested",),
+    "EscrowDepositOverflow": ("deposit",),
+    "EscrowVoucherStale": ("cumulative", "settled"),
+    "EscrowVoucherExceedsDeposit": ("cumulative", "deposit"),
+}
+
+#: Names shown beside addresses in error messages (contracts of the manifest, the signer).
+_ADDRESS_NAMES: dict[str, str] = {}
+
+
+def name_address(address: str, name: str) -> None:
+    """Show ``address`` as ``0x... (name)`` in error messages from now on."""
+    _ADDRESS_NAMES[address.lower()] = name
+
+
+def _show(value: Any, *, token_amount: bool = False) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if token_amount and isinstance(value, int):
+        from chain.token import format_token_amount  # chain.token imports this module
+
+        return format_token_amount(value)
+    if isinstance(value, str) and value.lower() in _ADDRESS_NAMES:
+        return f"{value} ({_ADDRESS_NAMES[value.lower()]})"
     return str(value)
+
+
+def _explain(error: ContractRevert) -> str:
+    """A sentence for the errors a person meets most, in tokens (empty for the others)."""
+    args = error.error_args
+    if error.error_name == "ERC20InsufficientBalance":
+        return (
+            f": {_show(args.get('sender'))} has balance "
+            f"{_show(args.get('balance'), token_amount=True)}, needs "
+            f"{_show(args.get('needed'), token_amount=True)}; fund it first"
+        )
+    if error.error_name == "ERC20InsufficientAllowance":
+        return (
+            f": {_show(args.get('spender'))} may spend "
+            f"{_show(args.get('allowance'), token_amount=True)}, needs "
+            f"{_show(args.get('needed'), token_amount=True)}; approve more first"
+        )
+    return ""
 
 
 _CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {}

@@ -110,17 +110,17 @@ class Channel:
         return "closing" if self.closing else "open"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form (amounts as decimal strings)."""
+        """JSON form (amounts as decimal strings of base units, named ``*_wei``)."""
         return {
             "channel_id": "0x" + self.channel_id.hex(),
             "renter": self.renter,
             "miner": self.miner,
             "token": self.token,
             "session_key": self.session_key,
-            "deposit": str(self.deposit),
-            "settled": str(self.settled),
-            "claimed": str(self.claimed),
-            "remaining": str(self.remaining),
+            "deposit_wei": str(self.deposit),
+            "settled_wei": str(self.settled),
+            "claimed_wei": str(self.claimed),
+            "remaining_wei": str(self.remaining),
             "fee_bps": self.fee_bps,
             "closes_at": self.closes_at,
             "refunded": self.refunded,

@@ -16,7 +16,7 @@ from web3.exceptions import ContractLogicError
 
 from chain.errors import LatentError
 from chain.escrow import Channel, EscrowClient
-from chain.token import SubnetTokenClient
+from chain.token import SubnetTokenClient, format_token_amount
 from chain.vouchers import Voucher, sign_voucher
 
 
@@ -99,9 +99,9 @@ class EscrowFunder:
         held = self.balance()
         if held < amount:
             raise InsufficientFunds(
-                f"the renter {self._account.address} holds {held} base units of token "
-                f"{self._token.address} but a channel needs {amount}; send tokens to it "
-                "(or lower --deposit / --top-up)"
+                f"the renter {self._account.address} holds {format_token_amount(held)} (token "
+                f"{self._token.address}) but a channel needs {format_token_amount(amount)}; "
+                "send tokens to it (or lower --deposit / --top-up)"
             )
 
     def open_channel(self, miner: str, amount: int) -> tuple[bytes, bytes]:

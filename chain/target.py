@@ -11,7 +11,7 @@ from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 
 from chain.client import connect
-from chain.errors import ConfigError
+from chain.errors import ConfigError, name_address
 from chain.keys import resolve_account
 from chain.manifest import Manifest, load_manifest
 from chain.networks import Network, get_network
@@ -60,17 +60,22 @@ class ChainTarget:
         hotkey: str | None = None,
     ) -> LocalAccount:
         """The signer the flags name; dev accounts only where the network allows them."""
-        return resolve_account(
+        account = resolve_account(
             keystore=keystore,
             wallet=wallet,
             hotkey=hotkey,
             dev_account=dev_account,
             allow_dev=self.network.dev_accounts,
         )
+        name_address(account.address, "signer")
+        return account
 
 
 def open_target(network: str, rpc_url: str | None = None) -> ChainTarget:
     """Resolve ``network`` (``rpc_url`` overrides its endpoint), connect, load its manifest."""
     net = get_network(network, rpc_url=rpc_url)
     w3 = connect(net.rpc_url, expected_chain_id=net.chain_id)
-    return ChainTarget(net, w3, load_manifest(net.name, net.chain_id))
+    manifest = load_manifest(net.name, net.chain_id)
+    for name, deployed in manifest.contracts.items():
+        name_address(deployed.address, name)  # errors name the contracts they mention
+    return ChainTarget(net, w3, manifest)

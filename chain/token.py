@@ -18,8 +18,17 @@ ONE = 10**18  # 18 decimals
 DECIMALS = 18
 
 
-def parse_token_amount(text: str, decimals: int = DECIMALS) -> int:
-    """Whole-token decimal string (``"1.5"``) -> base units; positive, at most ``decimals`` places.
+SYMBOL = "LAT"
+#: Prices a person types or reads are tokens per this many tokens of text (OpenRouter shows
+#: "$ per 1M tokens"): a per-token price in whole tokens is a string of zeros (0.000001).
+#: On the wire (``/v1/models`` ``pricing``) prices stay whole tokens per token, OpenRouter's
+#: API shape, and exact base units per token travel in ``*_wei`` / ``latent`` fields.
+PRICE_PER = 1_000_000
+
+
+def parse_token_amount(text: str, decimals: int = DECIMALS, *, allow_zero: bool = False) -> int:
+    """Whole-token decimal string (``"1.5"``) -> base units; positive (or zero with
+    ``allow_zero``), at most ``decimals`` places.
 
     Raises :class:`ConfigError` naming the bad input (not a number, not positive, too precise).
     """
@@ -30,8 +39,9 @@ def parse_token_amount(text: str, decimals: int = DECIMALS) -> int:
     if not value.is_finite():
         raise ConfigError(f"amount {text!r} is not a number of tokens")
     scaled = value.scaleb(decimals)
-    if value <= 0 or scaled != scaled.to_integral_value():
-        raise ConfigError(f"amount {text!r} must be positive with at most {decimals} decimals")
+    if value < 0 or (value == 0 and not allow_zero) or scaled != scaled.to_integral_value():
+        sign = ">= 0" if allow_zero else "positive"
+        raise ConfigError(f"amount {text!r} must be {sign} with at most {decimals} decimals")
     return int(scaled)
 
 
@@ -40,6 +50,45 @@ def format_tokens(amount: int, decimals: int = DECIMALS, *, places: int | None =
     separators (``"1,234.5000"``)."""
     value = Decimal(amount) / (Decimal(10) ** decimals)
     return f"{value:f}" if places is None else f"{value:,.{places}f}"
+
+
+def format_token_amount(amount: int, decimals: int = DECIMALS, symbol: str = SYMBOL) -> str:
+    """Base units -> exact whole tokens with thousands separators and the symbol, for
+    sentences (``"9,899.5 LAT"``)."""
+    whole, _, fraction = format_tokens(amount, decimals).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    grouped = f"{int(whole.lstrip('-')):,}"
+    return f"{sign}{grouped}{'.' + fraction if fraction else ''} {symbol}"
+
+
+def parse_price(text: str, decimals: int = DECIMALS) -> int:
+    """Tokens per :data:`PRICE_PER` tokens of text (``"1.5"``) -> base units per token (>= 0).
+
+    Raises :class:`ConfigError` when it is not a number, negative, or not a whole number of
+    base units per token (at most ``decimals - 6`` decimal places).
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"price {text!r} is not a number of tokens per 1M tokens") from None
+    per_token = value.scaleb(decimals) / PRICE_PER if value.is_finite() else value
+    if not value.is_finite() or value < 0 or per_token != per_token.to_integral_value():
+        places = decimals - len(str(PRICE_PER)) + 1
+        raise ConfigError(
+            f"price {text!r} must be >= 0 tokens per 1M tokens with at most {places} decimals"
+        )
+    return int(per_token)
+
+
+def format_price(per_token: int, decimals: int = DECIMALS) -> str:
+    """Base units per token -> exact tokens per :data:`PRICE_PER` tokens (``"4"``)."""
+    return format_tokens(per_token * PRICE_PER, decimals)
+
+
+def wire_price(text: str, decimals: int = DECIMALS) -> int:
+    """A ``pricing`` value of a model card (whole tokens per token, decimal string) -> base
+    units per token; :class:`ConfigError` when it is not a whole number of them."""
+    return parse_token_amount(text, decimals, allow_zero=True)
 
 
 @dataclass(frozen=True)

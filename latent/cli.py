@@ -122,6 +122,7 @@ def _mount_roles() -> None:
     from latent.bittensor_cli import app as bittensor_app
     from latent.dashboard.cli import dashboard
     from latent.neuron_cli import mount as mount_neuron_commands
+    from latent.rewards_cli import app as rewards_app
     from latent.sim import sim
     from miner.bench_serve import bench_serve
     from miner.cli import app as miner_app
@@ -137,6 +138,7 @@ def _mount_roles() -> None:
     app.add_typer(miner_app, name="miner")
     app.add_typer(validator_app, name="validator")
     app.add_typer(renter_app, name="renter")
+    app.add_typer(rewards_app, name="rewards")
     app.add_typer(model_app, name="model")
     app.add_typer(bittensor_app, name="bittensor")
     bench_app.command("serve")(bench_serve)

@@ -54,7 +54,7 @@ from chain.metagraph import HyperParam, Metagraph, MetagraphClient
 from chain.networks import get_network
 from chain.node import AnvilNode, find_anvil, free_port, port_is_free
 from chain.paths import MODELS_DIR
-from chain.token import format_tokens
+from chain.token import format_price, format_tokens
 from deploy.deployer import deploy_plan
 from latent.dashboard.model import MinerQuality, miner_quality
 from latent.dashboard.sources import fetch_validator_reports
@@ -242,10 +242,10 @@ def _role_commands(
         argv = latent_command(
             "miner", "run", "--model", model, "--model-id", "tiny",
             "--dev-account", str(miner.account_index), "--port", str(port),
-            "--rpc-url", rpc_url, "--price-completion", str(price),
-            "--price-prompt", str(price // 3),
+            "--rpc-url", rpc_url, "--price-completion", format_price(price),
+            "--price-prompt", format_price(price // 3),
             "--voucher-book", str(state_dir / miner.role / "vouchers.json"),
-            "--settle-interval", "10", "--min-settle", "1",
+            "--settle-interval", "10", "--min-settle", format_tokens(1),
         )  # fmt: skip
         if miner.cheat:
             argv += ["--cheat", miner.cheat]

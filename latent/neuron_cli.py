@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from eth_account.signers.local import LocalAccount
@@ -305,6 +305,35 @@ def stake_claim(
     console.print(f"claimed {_tokens(int(event['amount']))} tokens")
 
 
+def _metagraph_json(snap: Any, claimable: dict[str, int]) -> dict[str, Any]:
+    """``latent metagraph --json``: token amounts in base units, named ``*_wei``."""
+    doc: dict[str, Any] = snap.to_json()
+    doc["registration_price_wei"] = str(doc.pop("registration_price"))
+    hp = doc["hyperparameters"]
+    for key in ("min_burn", "max_burn"):
+        hp[f"{key}_wei"] = str(hp.pop(key))
+    for neuron in doc["neurons"]:
+        for key in ("stake", "emission"):
+            neuron[f"{key}_wei"] = str(neuron.pop(key))
+        owed = claimable.get(neuron["hotkey"])
+        neuron["claimable_wei"] = None if owed is None else str(owed)
+    return doc
+
+
+def _claimable(target: _Target, snap: Any) -> dict[str, int]:
+    """Emission each hotkey can claim now (``latent rewards claim``), read at the snapshot's
+    block; empty when the network records no epoch contract."""
+    from chain.epoch import EpochClient
+
+    address = target.chain.optional_address("YumaConsensus")
+    if not address:
+        return {}
+    epoch = EpochClient(target.chain.w3, address)
+    if epoch.metagraph_address() != target.client.address:  # --metagraph names another one
+        return {}
+    return {hk: int(epoch.contract.call("claimable", hk, block=snap.block)) for hk in snap.hotkeys}
+
+
 @app.command("metagraph")
 def metagraph_cmd(
     network: NetworkOpt = "localnet",
@@ -313,15 +342,17 @@ def metagraph_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Show every registered uid (one batched read)."""
-    snap = _target(network, rpc_url, metagraph).client.snapshot()
+    target = _target(network, rpc_url, metagraph)
+    snap = target.client.snapshot()
+    claimable = _claimable(target, snap)
     if json_out:
-        print(json.dumps(snap.to_json(), indent=2))
+        print(json.dumps(_metagraph_json(snap, claimable), indent=2))
         return
     table = Table(
-        "uid", "hotkey", "coldkey", "stake", "permit", "emission", "incentive", "dividends",
-        "vtrust", "registered", "updated", "endpoint",
+        "uid", "hotkey", "coldkey", "stake", "permit", "emission", "claimable", "incentive",
+        "dividends", "vtrust", "registered", "updated", "endpoint",
         title=f"metagraph {snap.address} at block {snap.block} "
-        f"(n={snap.n}, price {_tokens(snap.registration_price)})",
+        f"(n={snap.n}, price {_tokens(snap.registration_price)} LAT; amounts in LAT)",
     )  # fmt: skip
     for info in snap.neurons():
         table.add_row(
@@ -331,6 +362,7 @@ def metagraph_cmd(
             _tokens(info.stake),
             "yes" if info.validator_permit else "",
             _tokens(info.emission),
+            _tokens(claimable[info.hotkey]) if info.hotkey in claimable else "-",
             f"{info.incentive / 65535:.4f}",
             f"{info.dividends / 65535:.4f}",
             f"{info.validator_trust / 65535:.4f}",

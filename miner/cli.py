@@ -22,6 +22,13 @@ from eth_account.signers.local import LocalAccount
 
 from chain.cli_options import DevOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import ConfigError
+from chain.token import (
+    format_price,
+    format_token_amount,
+    format_tokens,
+    parse_price,
+    parse_token_amount,
+)
 from miner.config import (
     AuthConfig,
     MinerConfig,
@@ -78,6 +85,30 @@ def _resolve_chain(
     )
 
 
+def _price(text: str, base_units: bool, flag: str) -> int:
+    """A ``--price-*`` value -> base units per token (LAT per 1M tokens unless --base-units)."""
+    if not base_units:
+        try:
+            return parse_price(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{flag}: {exc} (or pass --base-units)") from None
+    if not text.isdigit():
+        raise ConfigError(f"{flag} {text!r} must be a whole number of base units (--base-units)")
+    return int(text)
+
+
+def _base_amount(text: str, base_units: bool, flag: str) -> int:
+    """A token amount flag -> base units (tokens, or base units with --base-units)."""
+    if not base_units:
+        try:
+            return parse_token_amount(text, allow_zero=True)
+        except ConfigError as exc:
+            raise ConfigError(f"{flag}: {exc} (or pass --base-units)") from None
+    if not text.isdigit():
+        raise ConfigError(f"{flag} {text!r} must be a whole number of base units (--base-units)")
+    return int(text)
+
+
 @app.command("run")
 def run(
     model: Annotated[
@@ -115,11 +146,22 @@ def run(
     hotkey: Annotated[str, typer.Option("--hotkey", help="Hotkey name in the wallet.")] = "default",
     dev_account: DevOpt = None,
     price_prompt: Annotated[
-        int, typer.Option("--price-prompt", help="Base units per prompt token.")
-    ] = PricingConfig.per_prompt_token,
+        str,
+        typer.Option("--price-prompt", help="Tokens (LAT) per 1M prompt tokens (default 1)."),
+    ] = format_price(PricingConfig.per_prompt_token),
     price_completion: Annotated[
-        int, typer.Option("--price-completion", help="Base units per generated token.")
-    ] = PricingConfig.per_completion_token,
+        str,
+        typer.Option(
+            "--price-completion", help="Tokens (LAT) per 1M generated tokens (default 4)."
+        ),
+    ] = format_price(PricingConfig.per_completion_token),
+    base_units: Annotated[
+        bool,
+        typer.Option(
+            "--base-units",
+            help="--price-* are base units per token and --min-settle base units (scripts).",
+        ),
+    ] = False,
     max_queue_depth: Annotated[
         int, typer.Option("--max-queue-depth")
     ] = ServerConfig.max_queue_depth,
@@ -138,8 +180,11 @@ def run(
         float, typer.Option("--settle-interval")
     ] = PaymentConfig.settle_interval_s,
     min_settle: Annotated[
-        int, typer.Option("--min-settle", help="Smallest amount worth settling an open channel.")
-    ] = PaymentConfig.min_settle_amount,
+        str,
+        typer.Option(
+            "--min-settle", help="Smallest amount (tokens) worth settling an open channel."
+        ),
+    ] = format_tokens(PaymentConfig.min_settle_amount),
     cheat: Annotated[
         str,
         typer.Option(
@@ -188,7 +233,10 @@ def run(
             max_tokens_limit=max_tokens_limit,
             model_id=model_id,
         ),
-        pricing=PricingConfig(per_prompt_token=price_prompt, per_completion_token=price_completion),
+        pricing=PricingConfig(
+            per_prompt_token=_price(price_prompt, base_units, "--price-prompt"),
+            per_completion_token=_price(price_completion, base_units, "--price-completion"),
+        ),
         payment=PaymentConfig(
             require_payment=require_payment,
             escrow_address=chain.escrow if chain else "",
@@ -196,7 +244,7 @@ def run(
             chain_id=chain.chain_id if chain else 31337,
             voucher_book_path=str(book_path) if require_payment else "",
             settle_interval_s=settle_interval,
-            min_settle_amount=min_settle,
+            min_settle_amount=_base_amount(min_settle, base_units, "--min-settle"),
         ),
         auth=AuthConfig(),
     )
@@ -348,7 +396,8 @@ async def serve_miner(
             watcher.cancel()
             if gate is not None:
                 log.info(
-                    "earnings this run: %d base units in accepted vouchers", gate.earnings_total
+                    "earnings this run: %s in accepted vouchers",
+                    format_token_amount(gate.earnings_total),
                 )
 
 
@@ -360,7 +409,7 @@ async def _log_earnings(gate: PaymentGate, stop: asyncio.Event, *, interval_s: f
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
         if gate.earnings_total != logged:
             logged = gate.earnings_total
-            log.info("earnings: %d base units in accepted vouchers this run", logged)
+            log.info("earnings: %s in accepted vouchers this run", format_token_amount(logged))
 
 
 def _check_registration(graph: MetagraphClient, hotkey: LocalAccount, public_url: str) -> None:

@@ -49,6 +49,7 @@ from web3.exceptions import Web3Exception
 
 from chain.errors import ChainConnectionError, LatentError
 from chain.escrow import EscrowClient
+from chain.token import format_token_amount as _lat  # messages people read: in LAT
 from chain.vouchers import Voucher, VoucherVerifier, decode_voucher_header
 from miner.config import PaymentConfig, PricingConfig
 from protocol.headers import VOUCHER_HEADER
@@ -253,9 +254,10 @@ class PaymentGate:
                 channel = await self._checked_channel(channel_id, fresh=True, refuse=refuse)
                 continue
             raise refuse(
-                f"channel deposit {channel.deposit} cannot cover voucher "
-                f"{voucher.cumulative_amount} or delivered work {ledger.served} plus this "
-                f"request's max price {max_price}; top up the channel or lower max_tokens",
+                f"channel deposit {_lat(channel.deposit)} cannot cover voucher "
+                f"{_lat(voucher.cumulative_amount)} or delivered work {_lat(ledger.served)} plus "
+                f"this request's max price {_lat(max_price)}; top up the channel or lower "
+                "max_tokens",
                 "channel_underfunded",
                 channel_id,
             )
@@ -265,15 +267,16 @@ class PaymentGate:
         ledger = self._ledger(channel)
         if voucher.cumulative_amount < ledger.best:
             raise refuse(
-                f"stale voucher: cumulative {voucher.cumulative_amount} is below the "
-                f"{ledger.best} already accepted",
+                f"stale voucher: cumulative {_lat(voucher.cumulative_amount)} is below the "
+                f"{_lat(ledger.best)} already accepted",
                 "voucher_stale",
                 channel_id,
             )
         if voucher.cumulative_amount < ledger.served:
             raise refuse(
-                f"voucher too low: cumulative {voucher.cumulative_amount} does not cover the "
-                f"{ledger.served} already delivered on this channel (replayed or short voucher)",
+                f"voucher too low: cumulative {_lat(voucher.cumulative_amount)} does not cover "
+                f"the {_lat(ledger.served)} already delivered on this channel (replayed or short "
+                "voucher)",
                 "voucher_short",
                 channel_id,
             )

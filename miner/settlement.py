@@ -33,6 +33,7 @@ from web3.exceptions import Web3Exception
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.errors import LatentError, TransactionFailed
 from chain.escrow import Channel, EscrowClient, split_claim
+from chain.token import format_token_amount
 from chain.vouchers import Voucher, VoucherBook, VoucherSignatureInvalid, recover_voucher_signer
 
 log = logging.getLogger("latent.miner.settlement")
@@ -125,14 +126,21 @@ def plan_settlement(
         # settle it now, like a closing channel's.
         urgent = ch.closing or signer not in (ch.renter, ch.session_key)
         if not urgent and increment < min_amount:
-            skipped.append((cid, f"increment {increment} below the minimum {min_amount}"))
+            skipped.append(
+                (
+                    cid,
+                    f"increment {format_token_amount(increment)} below the minimum "
+                    f"{format_token_amount(min_amount)}",
+                )
+            )
             continue
         net, _ = split_claim(ch.settled, voucher.cumulative_amount, ch.fee_bps)
         if per_voucher_cost > net:
             skipped.append(
                 (
                     cid,
-                    f"gas (~{float(per_voucher_cost):.0f} token units) exceeds the amount ({net})",
+                    f"gas (~{format_token_amount(int(per_voucher_cost))}) exceeds the amount "
+                    f"({format_token_amount(net)})",
                 )
             )
             continue
@@ -160,13 +168,13 @@ class SettlementReport:
     transactions: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        """JSON form (ids in hex, amounts as decimal strings)."""
+        """JSON form (ids in hex, amounts as decimal strings of base units in ``*_wei``)."""
         return {
             "settled": [
-                {"channel_id": "0x" + c.hex(), "cumulative_amount": str(a)} for c, a in self.settled
+                {"channel_id": "0x" + c.hex(), "cumulative_wei": str(a)} for c, a in self.settled
             ],
             "skipped": [{"channel_id": "0x" + c.hex(), "reason": r} for c, r in self.skipped],
-            "claimed": {t: str(a) for t, a in self.claimed.items()},
+            "claimed_wei": {t: str(a) for t, a in self.claimed.items()},
             "gas_used": self.gas_used,
             "transactions": self.transactions,
         }
@@ -262,7 +270,7 @@ async def run_settlement_keeper(
                 log.info(
                     "settled %d vouchers, claimed %s, gas %d",
                     len(report.settled),
-                    {t: str(a) for t, a in report.claimed.items()},
+                    ", ".join(format_token_amount(a) for a in report.claimed.values()) or "nothing",
                     report.gas_used,
                 )
         except (LatentError, Web3Exception, OSError) as exc:
@@ -346,11 +354,13 @@ def settle_command(
         print(json.dumps(report.to_json(), indent=2))
         return
     for cid, amount in report.settled:
-        print(f"{'would settle' if dry_run else 'settled'} 0x{cid.hex()}  cumulative {amount}")
+        shown = format_token_amount(amount)
+        print(f"{'would settle' if dry_run else 'settled'} 0x{cid.hex()}  cumulative {shown}")
     for cid, reason in report.skipped:
         print(f"skipped 0x{cid.hex()}  {reason}")
     for token, paid in report.claimed.items():
-        print(f"{'would claim' if dry_run else 'claimed'} {paid} of token {token}")
+        shown = format_token_amount(paid)
+        print(f"{'would claim' if dry_run else 'claimed'} {shown} (token {token})")
     if not dry_run:
         print(f"gas used: {report.gas_used:,}")
 

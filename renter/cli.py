@@ -21,7 +21,7 @@ from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, 
 from chain.errors import ConfigError, LatentError
 from chain.escrow import Channel, EscrowClient
 from chain.target import ChainTarget, open_target
-from chain.token import format_tokens, parse_token_amount
+from chain.token import format_token_amount, format_tokens, parse_token_amount
 from renter.proxy_cli import (
     DEFAULT_STATE_DIR,
     StateDirOpt,
@@ -291,4 +291,4 @@ def withdraw_cmd(
             )
         )
         return
-    print(f"withdrew {refund} base units to {ch.renter}")
+    print(f"withdrew {format_token_amount(refund)} to {ch.renter}")

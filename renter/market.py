@@ -14,15 +14,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import httpx
 from eth_utils import is_address, to_checksum_address
 from web3.exceptions import Web3Exception
 
-from chain.errors import LatentError
+from chain.errors import ConfigError, LatentError
 from chain.metagraph import MetagraphReader
+from chain.token import wire_price
 
 log = logging.getLogger("latent.renter")
 
@@ -66,12 +66,9 @@ def _base_units(card: dict[str, Any], latent_key: str, pricing_key: str) -> int:
     if not isinstance(pricing, dict) or pricing_key not in pricing:
         raise MarketError(f"model card has no price for {pricing_key} tokens")
     try:
-        value = Decimal(str(pricing[pricing_key])).scaleb(18)
-    except InvalidOperation:
-        raise MarketError(f"model card price {pricing[pricing_key]!r} is not a number") from None
-    if value != value.to_integral_value() or value < 0:
-        raise MarketError(f"model card price {pricing[pricing_key]!r} is not in base units")
-    return int(value)
+        return wire_price(str(pricing[pricing_key]))
+    except ConfigError as exc:
+        raise MarketError(f"model card price {pricing[pricing_key]!r}: {exc}") from None
 
 
 def offers_from_models(

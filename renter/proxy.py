@@ -61,6 +61,7 @@ from eth_utils import keccak
 from chain.errors import LatentError
 from chain.funding import Funder, InsufficientFunds
 from chain.receipts import ReceiptInvalid, output_hash, verify_receipt
+from chain.token import format_price, format_token_amount
 from chain.vouchers import encode_voucher_header
 from protocol.headers import VOUCHER_HEADER
 from protocol.openai import (
@@ -325,8 +326,9 @@ class RenterProxy:
             raise ApiError(
                 400,
                 f"Every miner serving '{prepared.model}' charges more than --max-price "
-                f"({limit} base units per token); the cheapest asks {cheapest.price_prompt} per "
-                f"prompt and {cheapest.price_completion} per completion token. Raise "
+                f"({format_price(limit)} LAT per 1M tokens); the cheapest asks "
+                f"{format_price(cheapest.price_prompt)} per 1M prompt and "
+                f"{format_price(cheapest.price_completion)} per 1M completion tokens. Raise "
                 "--max-price to use them.",
                 param="model",
                 code="price_above_max",
@@ -354,8 +356,8 @@ class RenterProxy:
         if caps.total and self.spend.total + estimate > caps.total:
             raise ApiError(
                 429,
-                f"Spending cap reached: {self.spend.total} of the total cap {caps.total} base "
-                "units spent; raise --spend-cap to continue.",
+                f"Spending cap reached: {format_token_amount(self.spend.total)} of the total cap "
+                f"{format_token_amount(caps.total)} spent; raise --spend-cap to continue.",
                 type="insufficient_quota",
                 code="spend_cap_total",
             )
@@ -363,8 +365,8 @@ class RenterProxy:
             wait = max(1, int(self.spend.seconds_until_below(caps.per_hour - estimate)) + 1)
             raise ApiError(
                 429,
-                f"Hourly spending cap of {caps.per_hour} base units reached; retry in {wait} s "
-                "or raise --spend-cap-hour.",
+                f"Hourly spending cap of {format_token_amount(caps.per_hour)} reached; retry in "
+                f"{wait} s or raise --spend-cap-hour.",
                 type="insufficient_quota",
                 code="spend_cap_hourly",
                 headers={"Retry-After": str(wait)},
@@ -504,7 +506,12 @@ class RenterProxy:
         self._channels[cid] = channel
         self._opening[offer.hotkey] -= 1
         await asyncio.to_thread(self._store.save_channel, record)
-        log.info("opened channel 0x%s to %s with %d", cid.hex(), offer.hotkey, amount)
+        log.info(
+            "opened channel 0x%s to %s with %s",
+            cid.hex(),
+            offer.hotkey,
+            format_token_amount(amount),
+        )
         return channel
 
     async def _ensure_funds(self, channel: _Channel, needed: int) -> None:

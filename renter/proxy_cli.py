@@ -1,8 +1,9 @@
 """``latent renter proxy``, the proxy-aware ``latent renter status`` / ``close``, and
 ``latent market``.
 
-Prices on the command line are whole tokens per token, the unit of the miners' ``/v1/models``
-``pricing`` (``--max-price 0.000005``); caps and deposits are whole tokens.
+Prices on the command line are tokens (LAT) per 1M tokens of text (``--max-price 5``;
+``chain.token.parse_price``), whatever the miners' ``/v1/models`` ``pricing`` says per token;
+caps and deposits are whole tokens.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,8 +23,14 @@ from rich.table import Table
 
 from chain.cli_options import DevOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, WalletOpt
 from chain.cli_output import address_cell, cli_console, print_table
-from chain.errors import ConfigError, LatentError
-from chain.token import format_tokens, parse_token_amount
+from chain.errors import LatentError
+from chain.token import (
+    format_price,
+    format_token_amount,
+    format_tokens,
+    parse_price,
+    parse_token_amount,
+)
 from renter.config import ChannelConfig, ProxyConfig, SpendConfig
 from renter.ledger import ChannelRecord, LedgerStore
 
@@ -40,17 +46,6 @@ StateDirOpt = Annotated[
         help="Proxy state: channel ledgers, receipts.jsonl, stats.json.",
     ),
 ]
-
-
-def parse_price(text: str) -> int:
-    """Whole tokens per token (``"0.000005"``) -> base units per token (>= 0)."""
-    try:
-        value = Decimal(text).scaleb(18)
-    except InvalidOperation:
-        raise ConfigError(f"price {text!r} is not a number of tokens") from None
-    if not value.is_finite() or value < 0 or value != value.to_integral_value():
-        raise ConfigError(f"price {text!r} must be >= 0 with at most 18 decimals")
-    return int(value)
 
 
 def proxy_config(
@@ -111,7 +106,9 @@ def proxy_command(
     ] = None,
     max_price: Annotated[
         str | None,
-        typer.Option("--max-price", help="Highest price per token, whole tokens (0.000005)."),
+        typer.Option(
+            "--max-price", help="Highest price, LAT per 1M tokens (prompt and completion)."
+        ),
     ] = None,
     deposit: Annotated[
         str, typer.Option("--deposit", help="Deposit of each new channel (whole tokens).")
@@ -394,6 +391,24 @@ def summarise(records: list[ChannelRecord], receipts: list[dict[str, Any]]) -> d
     }
 
 
+#: Totals that are token amounts: base units, so ``--json`` names them ``*_wei``.
+_AMOUNT_TOTALS = ("deposits", "spent", "spent_last_hour", "refundable", "cost_per_million_tokens")
+
+
+def _channel_json(record: ChannelRecord) -> dict[str, Any]:
+    """A ledger record for ``--json``: its amounts as ``*_wei`` decimal strings."""
+    data = record.to_json()
+    data.pop("deposit")
+    data.pop("owed")
+    refundable = record.available if record.status != "closed" else 0
+    return {
+        **data,
+        "deposit_wei": str(record.deposit),
+        "owed_wei": str(record.owed),
+        "refundable_wei": str(refundable),
+    }
+
+
 def print_proxy_status(state_dir: Path, json_out: bool) -> None:
     """``latent renter status`` without a channel: the proxy's channels and spending."""
     store = LedgerStore(state_dir)
@@ -402,11 +417,11 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
     if json_out:
         payload = {
             "state_dir": str(state_dir),
-            "channels": [
-                {**r.to_json(), "refundable": str(r.available) if r.status != "closed" else "0"}
-                for r in records
-            ],
-            "totals": {k: (str(v) if isinstance(v, int) else v) for k, v in totals.items()},
+            "channels": [_channel_json(r) for r in records],
+            "totals": {
+                (f"{k}_wei" if k in _AMOUNT_TOTALS else k): (str(v) if isinstance(v, int) else v)
+                for k, v in totals.items()
+            },
         }
         print(json.dumps(payload, indent=2))
         return
@@ -415,8 +430,9 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
         console.print(f"no channels in {state_dir} (start `latent renter proxy`)")
         return
     table = Table(
-        "channel", "miner", "status", "deposit", "spent", "refundable", "requests", "tokens"
-    )
+        "channel", "miner", "status", "deposit LAT", "spent LAT", "refundable LAT", "requests",
+        "tokens",
+    )  # fmt: skip
     for r in records:
         table.add_row(
             f"0x{r.channel_id.hex()[:12]}…",
@@ -431,11 +447,11 @@ def print_proxy_status(state_dir: Path, json_out: bool) -> None:
     print_table(table, console)
     per_m = totals["cost_per_million_tokens"]
     console.print(
-        f"spent {format_tokens(totals['spent'], places=6)} "
-        f"(last hour {format_tokens(totals['spent_last_hour'], places=6)}), "
-        f"refundable {format_tokens(totals['refundable'], places=6)}, "
+        f"spent {format_tokens(totals['spent'], places=6)} LAT "
+        f"(last hour {format_tokens(totals['spent_last_hour'], places=6)} LAT), "
+        f"refundable {format_tokens(totals['refundable'], places=6)} LAT, "
         f"{totals['tokens']} tokens in {totals['requests']} requests, "
-        + (f"{format_tokens(per_m, places=6)} per million tokens" if per_m is not None else "")
+        + (f"{format_tokens(per_m, places=6)} LAT per million tokens" if per_m is not None else "")
     )
 
 
@@ -490,7 +506,7 @@ def close_proxy_channels(
         print(json.dumps({"channels": rows}))
         return
     for action in actions:
-        amount = f" {format_tokens(action.amount)}" if action.amount else ""
+        amount = f" {format_token_amount(action.amount)}" if action.amount else ""
         detail = f" ({action.detail})" if action.detail else ""
         print(f"0x{action.channel_id.hex()}: {action.action}{amount}{detail}")
 
@@ -514,6 +530,8 @@ def market_rows(offers: list[Any], stats: dict[str, Any]) -> list[dict[str, Any]
                     "prompt": format_tokens(offer.price_prompt),
                     "completion": format_tokens(offer.price_completion),
                 },
+                "price_prompt_wei": str(offer.price_prompt),
+                "price_completion_wei": str(offer.price_completion),
                 "incentive": offer.incentive / 65535,
                 "tokens_per_s": seen.get("tokens_per_s"),
                 "ttft_s": seen.get("ttft_s"),
@@ -532,7 +550,7 @@ def market_command(
     rpc_url: RpcOpt = None,
     metagraph: Annotated[str | None, typer.Option("--metagraph", help="Metagraph address.")] = None,
 ) -> None:
-    """Serving miners: model, price per token, context, incentive, measured speed."""
+    """Serving miners: model, price (LAT per 1M tokens), context, incentive, measured speed."""
     import httpx
 
     from chain.metagraph import MetagraphReader
@@ -552,7 +570,7 @@ def market_command(
         return
     console = cli_console()
     table = Table(
-        "uid", "hotkey", "model", "prompt/tok", "completion/tok", "context", "incentive",
+        "uid", "hotkey", "model", "prompt LAT/1M", "completion LAT/1M", "context", "incentive",
         "tok/s", "TTFT ms", "probe ms",
     )  # fmt: skip
     for row in rows:
@@ -561,8 +579,8 @@ def market_command(
             str(row["uid"]),
             address_cell(row["hotkey"], console),
             row["model"],
-            row["pricing"]["prompt"],
-            row["pricing"]["completion"],
+            format_price(int(row["price_prompt_wei"])),
+            format_price(int(row["price_completion_wei"])),
             str(row["context_length"]),
             f"{row['incentive']:.4f}",
             f"{tps:.1f}" if tps else "-",

@@ -7,8 +7,14 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.client import decode_revert
-from chain.errors import ContractRevert, LatentError, TransactionFailed, custom_error
-from chain.token import ONE, SubnetTokenClient
+from chain.errors import (
+    ContractRevert,
+    LatentError,
+    TransactionFailed,
+    custom_error,
+    name_address,
+)
+from chain.token import ONE, SubnetTokenClient, format_token_amount
 
 CAP = 21_000_000 * ONE
 
@@ -73,6 +79,33 @@ def test_revert_decoded_into_named_exception(
     assert isinstance(err, ContractRevert) and isinstance(err, LatentError)
     assert err.error_args == {"sender": poor.address, "balance": balance, "needed": balance + ONE}
     assert "ERC20InsufficientBalance" in str(err)
+    # the message is in whole tokens, not base units
+    assert (
+        f"balance {format_token_amount(balance)}, needs {format_token_amount(balance + ONE)}"
+        in (str(err))
+    )
+    assert str(balance + ONE) not in str(err)
+
+
+def test_revert_names_known_addresses_and_shows_amounts_in_tokens() -> None:
+    escrow = "0x" + "22" * 20
+    name_address(escrow, "PaymentEscrow")
+    err = custom_error("ERC20InsufficientAllowance")(
+        {"spender": escrow, "allowance": 9_899 * ONE, "needed": 10_000 * ONE},
+        contract="SubnetToken",
+    )
+    assert str(err) == (
+        f"ERC20InsufficientAllowance in SubnetToken: {escrow} (PaymentEscrow) may spend "
+        "9,899 LAT, needs 10,000 LAT; approve more first"
+    )
+    stale = custom_error("EscrowVoucherStale")(
+        {"channelId": b"\x01", "cumulative": ONE // 2, "settled": 3 * ONE}, contract="X"
+    )
+    assert (
+        str(stale) == "EscrowVoucherStale(channelId=0x01, cumulative=0.5 LAT, settled=3 LAT) in X"
+    )
+    other = custom_error("MetagraphUidOutOfRange")({"uid": 7, "neuronCount": 5})
+    assert str(other) == "MetagraphUidOutOfRange(uid=7, neuronCount=5)"  # not amounts
 
 
 def test_view_call_reverts_are_decoded_too(

@@ -281,7 +281,7 @@ def test_dashboard_renders_in_headless_chromium(
     assert dom.rows.get("validators", 0) == 3 * 5
     text = " ".join(dom.text)
     assert "95%" in text and "110.0" in text and "60 ms" in text
-    assert "0.0010 / 0.0020" in text  # price per 1K tokens
+    assert "1.00 / 2.00" in text  # LAT per 1M tokens
     for metric in ("incentive", "dividends", "emission"):
         canvas = dom.canvases[metric]
         assert int(canvas.get("data-points", "0")) == 5 * 3, (metric, canvas)

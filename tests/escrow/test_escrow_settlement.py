@@ -108,14 +108,14 @@ def test_renter_cli_open_topup_status_close_withdraw(
 
     opened = json.loads(result.output)
     cid = opened["channel_id"]
-    assert opened["deposit"] == str(25 * ONE // 10)
+    assert opened["deposit_wei"] == str(25 * ONE // 10)
 
     result = runner.invoke(
         renter_app, ["topup", cid, "--amount", "0.5", "--dev-account", "1", *cli_env]
     )
     assert result.exit_code == 0, result.output
     result = runner.invoke(renter_app, ["status", cid, "--json", *cli_env])
-    assert json.loads(result.output)["deposit"] == str(3 * ONE)
+    assert json.loads(result.output)["deposit_wei"] == str(3 * ONE)
 
     result = runner.invoke(renter_app, ["withdraw", cid, "--dev-account", "1", *cli_env])
     assert result.exit_code != 0 and "close the channel first" in str(result.exception)

@@ -169,3 +169,17 @@ def test_run_help_lists_the_flags(flag: str) -> None:
     assert result.exit_code == 0
     for option in ("--model", "--escrow", "--price-prompt", "--max-queue-depth", "--offline"):
         assert option in result.output
+
+
+def test_price_flags_are_tokens_per_million_unless_base_units() -> None:
+    from miner.cli import _base_amount, _price
+
+    assert _price("1", False, "--price-prompt") == 10**12  # 1 LAT per 1M tokens
+    assert _price("0.5", False, "--price-prompt") == 5 * 10**11
+    assert _price("1000000000000", True, "--price-prompt") == 10**12
+    assert _base_amount("0.01", False, "--min-settle") == 10**16
+    assert _base_amount("7", True, "--min-settle") == 7
+    with pytest.raises(LatentError, match="--price-prompt: price '-1' must be >= 0 tokens per 1M"):
+        _price("-1", False, "--price-prompt")
+    with pytest.raises(LatentError, match="whole number of base units"):
+        _price("0.5", True, "--price-prompt")

@@ -67,7 +67,20 @@ def test_market_status_and_close_commands(
         rows = json.loads(out)["miners"]
         assert [r["hotkey"] for r in rows] == [accounts[2].address, accounts[3].address]
         cheap = rows[0]
-        assert cheap["pricing"] == {"prompt": "0.000001", "completion": "0.000003"}
+        assert cheap["pricing"] == {"prompt": "0.000001", "completion": "0.000003"}  # wire
+        assert (cheap["price_prompt_wei"], cheap["price_completion_wei"]) == (
+            str(10**12),
+            str(3 * 10**12),
+        )
+        code, out, err = await latent(
+            "market", "--rpc-url", rpc, "--metagraph", env.contracts.graph.address,
+            "--state-dir", str(state),
+        )  # fmt: skip
+        assert code == 0, err
+        assert "prompt LAT/1M" in out and "completion LAT/1M" in out
+        (line,) = [ln for ln in out.splitlines() if accounts[2].address[:10] in ln]
+        cells = [c.strip() for c in line.split("│")]
+        assert cells[4:6] == ["1", "3"], line  # 1 and 3 LAT per 1M tokens
         assert cheap["model"] == "tiny" and cheap["context_length"] > 0
         assert cheap["tokens_per_s"] > 0 and cheap["latency_s"] > 0  # measured by the proxy
         assert rows[1]["tokens_per_s"] is None  # never used: nothing measured
@@ -81,9 +94,11 @@ def test_market_status_and_close_commands(
         status = json.loads(out)
         totals = status["totals"]
         spent = sum(r.owed for r in env.store.load_channels())
-        assert totals["spent"] == str(spent) and int(totals["requests"]) == 2
-        assert int(totals["refundable"]) == int(totals["deposits"]) - spent
-        assert int(totals["cost_per_million_tokens"]) > 0
+        assert totals["spent_wei"] == str(spent) and int(totals["requests"]) == 2
+        assert int(totals["refundable_wei"]) == int(totals["deposits_wei"]) - spent
+        assert int(totals["cost_per_million_tokens_wei"]) > 0
+        assert sum(int(c["owed_wei"]) for c in status["channels"]) == spent
+        assert all("owed" not in c and "deposit" not in c for c in status["channels"])
         code, out, err = await latent("renter", "status", "--state-dir", str(state))
         assert code == 0 and "per million tokens" in out, err
 
@@ -122,8 +137,8 @@ def test_proxy_help_lists_its_flags() -> None:
     asyncio.run(main())
 
 
-def test_prices_parse_in_whole_tokens_per_token() -> None:
-    assert parse_price("0.000005") == 5 * 10**12
+def test_prices_parse_in_tokens_per_million_tokens() -> None:
+    assert parse_price("5") == 5 * 10**12  # 5 LAT per 1M tokens = 5e12 base units per token
     assert parse_price("0") == 0
 
 

@@ -23,7 +23,7 @@ from market_env import CHEAP, DEAR, Env, run_market, stream_text
 from web3 import Web3
 
 from chain.receipts import verify_receipt
-from chain.token import SubnetTokenClient
+from chain.token import SubnetTokenClient, format_token_amount
 from latent.proxy_harness import MinerSpec
 from miner.engine import InferenceEngine
 from protocol.recheck import RecheckSubmission
@@ -140,11 +140,13 @@ def test_caps_busy_miners_no_miners_and_an_empty_wallet_get_openai_errors(
         with pytest.raises(openai.RateLimitError) as capped:
             await env.client().completions.create(model="tiny", prompt="x", max_tokens=2)
         assert capped.value.code == "spend_cap_hourly"
+        assert f"cap of {format_token_amount(spent + 1)} reached" in capped.value.message
         assert int(capped.value.response.headers["retry-after"]) > 0
         proxy = await env.start_proxy(spend=SpendConfig(total=spent + 1))
         with pytest.raises(openai.RateLimitError) as total:
             await env.client().completions.create(model="tiny", prompt="x", max_tokens=2)
         assert total.value.code == "spend_cap_total"
+        assert f"total cap {format_token_amount(spent + 1)} spent" in total.value.message
 
         # An empty wallet: 402, saying whom to fund. (Fresh books: a new channel is needed.)
         env.renter = EMPTY_WALLET
@@ -156,6 +158,7 @@ def test_caps_busy_miners_no_miners_and_an_empty_wallet_get_openai_errors(
         assert broke.value.status_code == 402
         assert EMPTY_WALLET.address in broke.value.message
         assert "send tokens" in broke.value.message
+        assert "holds 0 LAT" in broke.value.message  # in tokens, not base units
 
     specs = [MinerSpec(accounts[2], CHEAP, wrap=wrap), MinerSpec(accounts[3], DEAR, wrap=wrap)]
     run_market(w3, token, accounts, proxy_engine, tmp_path, scenario, specs=specs)

@@ -29,7 +29,8 @@ function fmtTtft(s) {
 }
 function fmtPrice(prompt, completion) {
   if (prompt === null || prompt === undefined) return "–";
-  return fmtNum(prompt * 1000, 4) + " / " + fmtNum(completion * 1000, 4);
+  // LAT per 1M tokens, as the CLI shows prices (README, CLI reference)
+  return fmtNum(prompt * 1e6, 2) + " / " + fmtNum(completion * 1e6, 2);
 }
 function shortAddr(a) {
   if (!a) return "–";
