@@ -164,7 +164,7 @@ def test_renter_channel_commands_print_one_json_object(
         cid = channel["channel_id"]
         topped = run_latent(capsys, "renter", "topup", cid, "--amount", "1", *common)
         assert topped.code == 0, topped
-        assert int(_one_object(topped.stdout)["deposit"]) == 3 * 10**18
+        assert int(_one_object(topped.stdout)["deposit_wei"]) == 3 * 10**18
         closed = run_latent(capsys, "renter", "close", cid, *common)
         assert closed.code == 0, closed
         closes_at = _one_object(closed.stdout)["closes_at"]
