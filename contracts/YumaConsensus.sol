@@ -10,24 +10,30 @@ import {IYumaConsensus} from "./interfaces/IYumaConsensus.sol";
 import {YumaEpoch} from "./libraries/YumaEpoch.sol";
 import {YumaLanes} from "./libraries/YumaLanes.sol";
 import {YumaMath} from "./libraries/YumaMath.sol";
+import {YumaLoggedCalldata} from "./YumaLoggedCalldata.sol";
 
 /// @title YumaConsensus
 /// @notice The on-chain Yuma Consensus epoch in gas-bounded steps (see `IYumaConsensus`). The
 /// integer algorithm and every rounding are `chain/yuma/fixed.py`'s; `chain/epoch.py` predicts
 /// this contract's outputs from a Metagraph snapshot and the logged bonds.
-/// @dev Steps: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows`
-/// (16 validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
+/// @dev Where things are: this file holds the phases, the storage and the claims;
+/// `libraries/YumaLanes.sol` the column pass's memory layout and its four-lanes-per-word
+/// arithmetic; `YumaLoggedCalldata.sol` the inputs kept in logs and passed back as calldata
+/// (old bond words, row sums) and the consensus vector; `libraries/YumaMath.sol` the shared
+/// fixed-point helpers. Read in this order: `runEpoch`, `_advance`, then the phases.
+/// Phases: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows` (16
+/// validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
 /// less the weights on uids registered since the row's last update); `_columns` (one packed
 /// word of 16 uid columns per step, 1-2 columns with liquid alpha, four columns per word
 /// operation (`YumaLanes.pass`): the caller's consensus checked against the column, clipped
-/// weights,
-/// trust, ranks, bond EMA, the new bonds weighted by rank over bond sum into per-row dividend
-/// sums; the old bond words come from the
-/// caller, checked against a hash per word, and the new ones are logged and hashed; the
-/// rows' running sums likewise, per call); `_credit` (the emission split, recomputed from
-/// stored ranks and the row sums, 48 uids per step). A call runs steps while the gas it used (its calldata included) plus the next
-/// step's estimate stays under `GAS_BUDGET`. Weight words known to be zero are never read.
-contract YumaConsensus is IYumaConsensus {
+/// weights, trust, ranks, bond EMA, the new bonds weighted by rank over bond sum into per-row
+/// dividend sums; the old bond words come from the caller, checked against a hash per word,
+/// and the new ones are logged and hashed; the rows' running sums likewise, per call);
+/// `_credit` (the emission split, recomputed from stored ranks and the row sums, 48 uids per
+/// step). A call runs steps while the gas it used (its calldata included) plus the next
+/// step's estimate stays under `GAS_BUDGET` (the gas figures block below). Weight words known
+/// to be zero are never read.
+contract YumaConsensus is YumaLoggedCalldata {
     using SafeERC20 for IERC20;
     using YumaMath for uint256[];
     using YumaLanes for uint256[];
@@ -118,19 +124,12 @@ contract YumaConsensus is IYumaConsensus {
     mapping(address account => uint256) private _claimable;
     /// @dev Per row: stake (u96) | lastUpdate | row sum | uid | weight words | flags (R_*).
     uint256[256] private _rowInfo;
-    /// @dev keccak256 of the running epoch's row sums as the last column call left them (one
-    /// word per row: trust, low 64 bits | rank-weighted bond sum, high 192 bits), logged in
-    /// `RowSums`; later calls take them back as calldata instead of storage.
-    bytes32 private _rowSumsHash;
     /// @dev Registration blocks, 4 u64 per word.
     uint256[64] private _regWords;
     /// @dev Ranks (< 2^62), 4 u64 per word.
     uint256[64] private _rankWords;
     /// @dev Consensus as u16 (round half up), 16 per word.
     uint256[16] private _consensusWords;
-    /// @dev Per packed word of 16 uid columns: keccak256 of the bond words the last epoch
-    /// wrote, one per row of that epoch (`_bondRows`, ascending uid), 0 when all were zero.
-    bytes32[16] private _bondHash;
     /// @dev What each uid earned and nobody claimed yet, u85 lanes, 3 uids per word.
     uint256[86] private _earned;
     /// @dev Per row: the NEW bond word of a group a call left unfinished (liquid alpha).
@@ -201,22 +200,6 @@ contract YumaConsensus is IYumaConsensus {
             if (!finished) break;
             force = false;
         }
-    }
-
-    /// @dev The row sums the caller passed (32 bytes per row), checked against `_rowSumsHash`;
-    /// false when it passed none.
-    function _readSums(bytes calldata data, uint256 rows) private view returns (bool, uint256[] memory sums) {
-        if (data.length == 0 && rows != 0) return (false, sums);
-        if (data.length != 32 * rows) revert YumaConsensusWrongRowSums();
-        sums = new uint256[](rows);
-        bytes32 h;
-        // sums holds exactly data.length bytes.
-        assembly ("memory-safe") {
-            calldatacopy(add(sums, 0x20), data.offset, data.length)
-            h := keccak256(add(sums, 0x20), data.length)
-        }
-        if (h != _rowSumsHash) revert YumaConsensusWrongRowSums();
-        return (true, sums);
     }
 
     /// @dev True when a step estimated at `cost` (including the call's final writes) fits the
@@ -385,18 +368,6 @@ contract YumaConsensus is IYumaConsensus {
         }
     }
 
-    /// @dev Where the call's consensus vector and old bond words lie in calldata.
-    struct Inputs {
-        uint256 consensusLength;
-        uint256 consensus;
-        uint256 bondsLength;
-        uint256 bonds;
-    }
-
-    function _inputs(bytes calldata consensus, bytes calldata bonds) private pure returns (Inputs memory) {
-        return Inputs(consensus.length, _offset(consensus), bonds.length, _offset(bonds));
-    }
-
     /// @dev What the column steps of one call share.
     struct Ctx {
         uint256[] recs; // one record of YumaLanes.RECORD bytes per row
@@ -418,12 +389,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256 lastEpoch; // the previous epoch's block
         uint256 epochBlock; // this epoch's block (tags the logged bond words)
         uint256 fresh; // lanes of the step's word whose uid registered after the last epoch
-        uint256 bonds; // calldata offset of group `group`'s old bond words
-        uint256 bondsEnd; // end of the call's bond words
-        uint256 group; // the group `bonds` and `hash` belong to
-        bytes32 hash; // that group's old bond hash (0: every old word is zero, none passed)
-        uint256 prevRows; // rows of the epoch that wrote the old words: words per group
-        bool verified; // the group's words were checked against `hash` in this call
+        OldBonds old; // the call's walk through the old bond words (`_seekBonds`)
         bool resumes; // the call starts inside a group: its NEW words so far are in `_partial`
     }
 
@@ -460,7 +426,7 @@ contract YumaConsensus is IYumaConsensus {
         c.recs = recs;
         c.lanes = recs.groupArea();
         c.words = new uint256[](rows);
-        c.hint = _hint(ep, inputs);
+        c.hint = _hint(inputs, ep.n);
         c.total = total;
         c.target = total * (U16_MAX - p.kappa);
         c.rate = ((BMA_SCALE - p.bondsMovingAverage) << 16) / BMA_SCALE;
@@ -476,11 +442,7 @@ contract YumaConsensus is IYumaConsensus {
         c.liquid = p.liquidAlpha;
         c.lastEpoch = ep.lastEpochBlock;
         c.epochBlock = ep.epochBlock;
-        c.bonds = inputs.bonds;
-        c.bondsEnd = inputs.bonds + inputs.bondsLength;
-        c.group = ep.cursor >> 4;
-        if (c.group < 16) c.hash = _bondHash[c.group];
-        c.prevRows = _oldRows(recs, rows);
+        c.old = _oldBonds(inputs, ep.cursor >> 4, _oldRows(recs, rows));
         c.resumes = ep.cursor & 15 != 0;
     }
 
@@ -509,16 +471,6 @@ contract YumaConsensus is IYumaConsensus {
         return rows > 32 ? 1 : 2;
     }
 
-    /// @dev Calldata offset of the consensus vector, 0 when the call brought none (a real
-    /// offset is past the selector); reverts unless it holds 8 bytes per uid.
-    function _hint(Epoch memory ep, Inputs memory inputs) private pure returns (uint256) {
-        if (inputs.consensusLength == 0) return 0;
-        if (inputs.consensusLength != 8 * uint256(ep.n)) {
-            revert YumaConsensusBadConsensusLength(8 * uint256(ep.n), inputs.consensusLength);
-        }
-        return inputs.consensus;
-    }
-
     /// @dev Column steps from uid column `ep.cursor`: `_width` columns of one packed word each.
     /// They need the consensus vector (`hint`, see `_hint`) and the old bond words of the
     /// groups they reach (`bonds`): without them the call stops. Starts from the row sums
@@ -527,7 +479,7 @@ contract YumaConsensus is IYumaConsensus {
         private
         returns (bool, uint256[] memory)
     {
-        if (ep.cursor < ep.n && _hint(ep, inputs) == 0) {
+        if (ep.cursor < ep.n && _hint(inputs, ep.n) == 0) {
             if (force) revert YumaConsensusNeedsConsensus();
             return (false, sums);
         }
@@ -540,7 +492,7 @@ contract YumaConsensus is IYumaConsensus {
             uint256 c0 = ep.cursor & 15;
             uint256 c1 = _stepEnd(ep.n, g, c0, c.width);
             if (!_fits(start, _stepBound(c, g) + c.reserve, force)) break;
-            if (!_groupBonds(c, g)) {
+            if (!_seekBonds(c.old, g)) {
                 if (force) revert YumaConsensusNeedsBonds(g);
                 break;
             }
@@ -568,38 +520,6 @@ contract YumaConsensus is IYumaConsensus {
         return _width(liquid, rows) * (liquid ? LIQUID_ENTRY_GAS : ENTRY_GAS);
     }
 
-    function _offset(bytes calldata data) private pure returns (uint256 off) {
-        assembly {
-            off := data.offset
-        }
-    }
-
-    /// @dev Points `c.bonds` at group `g`'s old bond words (groups come in order: each takes
-    /// `prevRows` words when its old hash is non-zero, none otherwise) and checks them against
-    /// the hash once per call. False when the call did not bring them.
-    function _groupBonds(Ctx memory c, uint256 g) private view returns (bool) {
-        uint256 size = 32 * c.prevRows;
-        while (c.group < g) {
-            if (c.hash != 0) c.bonds += size;
-            c.group += 1;
-            c.hash = _bondHash[c.group];
-            c.verified = false;
-        }
-        if (c.hash == 0 || c.verified) return true;
-        if (c.bonds + size > c.bondsEnd) return false;
-        uint256 off = c.bonds;
-        bytes32 got;
-        // Hashes the words in free memory without allocating.
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            calldatacopy(m, off, size)
-            got := keccak256(m, size)
-        }
-        if (got != c.hash) revert YumaConsensusWrongBonds(g);
-        c.verified = true;
-        return true;
-    }
-
     /// @dev Gas bound of a step in word `g`: per row its weight read (when non-zero), its share
     /// of loading and finishing the group and `entry` for its entries.
     function _stepBound(Ctx memory c, uint256 g) private pure returns (uint256 bound) {
@@ -625,8 +545,7 @@ contract YumaConsensus is IYumaConsensus {
                 if (_partial[i] != word) _partial[i] = word;
             }
         }
-        _rowSumsHash = keccak256(abi.encodePacked(sums));
-        emit RowSums(ep.epochBlock, ep.cursor, sums);
+        _commitRowSums(ep.epochBlock, ep.cursor, sums);
     }
 
     /// @dev Columns `16g + c0 .. 16g + c1 - 1`: loads the group, runs the pass, checks the
@@ -637,7 +556,7 @@ contract YumaConsensus is IYumaConsensus {
         uint256 liquid;
         uint256[4] memory cons;
         for (uint256 col = c0; col < c1; ++col) {
-            uint256 v = _hintOf(c, 16 * g + col);
+            uint256 v = _hintOf(c.hint, 16 * g + col);
             // Lane bounds: a consensus above WONE is no participant's weight.
             if (v > WONE) revert YumaConsensusWrongConsensus(16 * g + col, v);
             cons[col & 3] |= v << (64 * (col >> 2));
@@ -650,15 +569,6 @@ contract YumaConsensus is IYumaConsensus {
         _finishColumns(c, g, c0, c1);
         YumaLanes.dividends(c.recs, lanes, YumaLanes.laneBits(c0, c1));
         if (finish) _finishGroup(c, g);
-    }
-
-    /// @dev The consensus the caller gives for uid `j` (u64 at byte `8j` of the vector).
-    function _hintOf(Ctx memory c, uint256 j) private pure returns (uint256 cons) {
-        uint256 off = c.hint + 8 * j;
-        // The vector's length is 8n (checked in `_hint`) and j < n.
-        assembly {
-            cons := shr(192, calldataload(off))
-        }
     }
 
     /// @dev Loads the step's lanes `step` of weight word `g` (rows whose word is non-zero; the
@@ -686,7 +596,7 @@ contract YumaConsensus is IYumaConsensus {
             words = _epochWords(uids, g);
         }
         count = 0;
-        uint256 src = c.hash != 0 ? c.bonds : 0;
+        uint256 src = c.old.hash != 0 ? c.old.offset : 0;
         uint256 keep = ~c.fresh & step;
         bool resumes = c.resumes;
         for (uint256 i; i < rows; ++i) {
@@ -697,7 +607,7 @@ contract YumaConsensus is IYumaConsensus {
             uint256 old;
             if (src != 0 && prev != 0) {
                 uint256 at = src + 32 * (prev - 1);
-                // at + 32 <= c.bondsEnd: `_groupBonds` checked the group's words are there.
+                // at + 32 <= c.old.end: `_seekBonds` checked the group's words are there.
                 assembly {
                     old := and(calldataload(at), keep)
                 }
@@ -841,9 +751,7 @@ contract YumaConsensus is IYumaConsensus {
             words[i] = word;
             if (word != 0) any = true;
         }
-        bytes32 h = any ? keccak256(abi.encodePacked(words)) : bytes32(0);
-        if (h != c.hash) _bondHash[g] = h;
-        if (any) emit BondWords(uint64(c.epochBlock), g, words);
+        _commitBonds(uint64(c.epochBlock), g, words, any, c.old.hash);
     }
 
     /// @dev The epoch's split, recomputed from the stored ranks and row sums.
@@ -1123,16 +1031,6 @@ contract YumaConsensus is IYumaConsensus {
     /// @inheritdoc IYumaConsensus
     function bondRows() external view returns (uint256) {
         return _bondRows;
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function bondHashes() external view returns (bytes32[16] memory) {
-        return _bondHash;
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function rowSumsHash() external view returns (bytes32) {
-        return _rowSumsHash;
     }
 
     /// @inheritdoc IYumaConsensus
