@@ -1,26 +1,24 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IMetagraph} from "./interfaces/IMetagraph.sol";
-import {ISubnetToken} from "./interfaces/ISubnetToken.sol";
 import {IYumaConsensus} from "./interfaces/IYumaConsensus.sol";
 import {YumaEpoch} from "./libraries/YumaEpoch.sol";
 import {YumaLanes} from "./libraries/YumaLanes.sol";
 import {YumaMath} from "./libraries/YumaMath.sol";
 import {YumaLoggedCalldata} from "./YumaLoggedCalldata.sol";
+import {YumaRewards} from "./YumaRewards.sol";
 
 /// @title YumaConsensus
 /// @notice The on-chain Yuma Consensus epoch in gas-bounded steps (see `IYumaConsensus`). The
 /// integer algorithm and every rounding are `chain/yuma/fixed.py`'s; `chain/epoch.py` predicts
 /// this contract's outputs from a Metagraph snapshot and the logged bonds.
-/// @dev Where things are: this file holds the phases, the storage and the claims;
+/// @dev Where things are: this file holds the phases and their storage; `YumaRewards.sol` the
+/// rewards ledger (per-uid earnings, claims); `YumaLoggedCalldata.sol` the inputs kept in logs
+/// and passed back as calldata (old bond words, row sums) and the consensus vector;
 /// `libraries/YumaLanes.sol` the column pass's memory layout and its four-lanes-per-word
-/// arithmetic; `YumaLoggedCalldata.sol` the inputs kept in logs and passed back as calldata
-/// (old bond words, row sums) and the consensus vector; `libraries/YumaMath.sol` the shared
-/// fixed-point helpers. Read in this order: `runEpoch`, `_advance`, then the phases.
+/// arithmetic; `libraries/YumaMath.sol` the shared fixed-point helpers. Read in this order:
+/// `runEpoch`, `_advance`, then the phases.
 /// Phases: `_start` (permits, hyperparameters, registration blocks, mint, fees); `_rows` (16
 /// validator rows per step: stake, last update, flags and the row sum the Metagraph keeps,
 /// less the weights on uids registered since the row's last update); `_columns` (one packed
@@ -33,15 +31,13 @@ import {YumaLoggedCalldata} from "./YumaLoggedCalldata.sol";
 /// step). A call runs steps while the gas it used (its calldata included) plus the next
 /// step's estimate stays under `GAS_BUDGET` (the gas figures block below). Weight words known
 /// to be zero are never read.
-contract YumaConsensus is YumaLoggedCalldata {
-    using SafeERC20 for IERC20;
+contract YumaConsensus is YumaLoggedCalldata, YumaRewards {
     using YumaMath for uint256[];
     using YumaLanes for uint256[];
 
     uint256 private constant ONE = 1e18;
     uint256 private constant WONE = YumaMath.WONE;
     uint256 private constant U16_MAX = 65_535;
-    uint256 private constant U85_MAX = (1 << 85) - 1;
     uint256 private constant HALF = 5e17;
     uint256 private constant BMA_SCALE = 1_000_000;
     uint256 private constant OWNER_PERCENT = 18;
@@ -99,8 +95,6 @@ contract YumaConsensus is YumaLoggedCalldata {
     uint256 private constant R_ACTIVE = YumaLanes.R_ACTIVE;
     uint256 private constant R_BONDS = YumaLanes.R_BONDS;
 
-    IMetagraph private immutable _metagraph;
-    ISubnetToken private immutable _token;
     uint256 private immutable _emissionPerBlock;
 
     struct Epoch {
@@ -120,8 +114,6 @@ contract YumaConsensus is YumaLoggedCalldata {
     /// @dev Rows of the running epoch: the permits recomputed at its start.
     uint256 private _permits;
     uint256 private _bondRows;
-    uint256 private _reserved;
-    mapping(address account => uint256) private _claimable;
     /// @dev Per row: stake (u96) | lastUpdate | row sum | uid | weight words | flags (R_*).
     uint256[256] private _rowInfo;
     /// @dev Registration blocks, 4 u64 per word.
@@ -130,18 +122,13 @@ contract YumaConsensus is YumaLoggedCalldata {
     uint256[64] private _rankWords;
     /// @dev Consensus as u16 (round half up), 16 per word.
     uint256[16] private _consensusWords;
-    /// @dev What each uid earned and nobody claimed yet, u85 lanes, 3 uids per word.
-    uint256[86] private _earned;
     /// @dev Per row: the NEW bond word of a group a call left unfinished (liquid alpha).
     uint256[256] private _partial;
 
     /// @param metagraph_ the Metagraph (names this contract with `setEpochContract`)
     /// @param token_ the SubnetToken (names this contract its minter)
     /// @param emissionPerBlock_ tokens per block before halvings
-    constructor(address metagraph_, address token_, uint256 emissionPerBlock_) {
-        if (metagraph_ == address(0) || token_ == address(0)) revert YumaConsensusZeroAddress();
-        _metagraph = IMetagraph(metagraph_);
-        _token = ISubnetToken(token_);
+    constructor(address metagraph_, address token_, uint256 emissionPerBlock_) YumaRewards(metagraph_, token_) {
         _emissionPerBlock = emissionPerBlock_;
     }
 
@@ -243,10 +230,10 @@ contract YumaConsensus is YumaLoggedCalldata {
         _permits = permits;
 
         // Fees: whatever this contract holds beyond what it owes.
-        uint256 fees = _token.balanceOf(address(this)) - _reserved;
+        uint256 fees = _unowed();
         uint256 minted = _emission(h.tempo);
         if (minted != 0) _token.mint(address(this), minted);
-        _reserved += minted + fees;
+        _reserve(minted + fees);
         // Both fit: the token's supply cap is 21M * 1e18 < 2^85.
         _minted = uint128(minted);
         _fees = uint128(fees);
@@ -841,7 +828,7 @@ contract YumaConsensus is YumaLoggedCalldata {
         Split memory s = _split(ep, sums);
         if (ep.cursor == 0) {
             _recordScores(ep, s);
-            _claimable[_subnetOwner()] += s.owner;
+            _creditAccount(_subnetOwner(), s.owner);
         }
         while (ep.cursor < n) {
             if (!_fits(start, maxCost, force)) return false;
@@ -849,22 +836,7 @@ contract YumaConsensus is YumaLoggedCalldata {
             uint256 t0 = gasleft();
             uint256 first = ep.cursor;
             uint256 end = n - first < CREDIT_STEP ? n : first + CREDIT_STEP;
-            uint96[] memory amounts = new uint96[](end - first);
-            for (uint256 w = first / 3; 3 * w < end; ++w) {
-                uint256 word = _earned[w];
-                uint256 before = word;
-                for (uint256 uid = 3 * w; uid < 3 * w + 3 && uid < end; ++uid) {
-                    if (uid < first) continue;
-                    uint256 amount = s.perUid[uid];
-                    // uint96 and u85 hold any amount: the supply cap 21M * 1e18 < 2^85.
-                    amounts[uid - first] = uint96(amount);
-                    uint256 shift = 85 * (uid % 3);
-                    // What a uid earned and nobody claimed is part of the supply: < 2^85.
-                    word += amount << shift;
-                }
-                if (word != before) _earned[w] = word;
-            }
-            _metagraph.recordEmission(uint16(first), amounts);
+            _metagraph.recordEmission(uint16(first), _creditUids(first, end, s.perUid));
             ep.cursor = uint16(end);
             uint256 cost = t0 - gasleft();
             if (cost > maxCost) maxCost = cost;
@@ -900,26 +872,7 @@ contract YumaConsensus is YumaLoggedCalldata {
         return (x * U16_MAX + HALF) / ONE;
     }
 
-    function _earnedOf(uint256 uid) private view returns (uint256) {
-        return (_earned[uid / 3] >> (85 * (uid % 3))) & U85_MAX;
-    }
-
-    function _clearEarned(uint256 uid) private {
-        _earned[uid / 3] &= ~(U85_MAX << (85 * (uid % 3)));
-    }
-
-    // ================================================================== emission and claims
-
-    /// @dev Whether `account` is a registered hotkey, and its uid if so.
-    function _uidOf(address account) private view returns (bool registered, uint256 uid) {
-        registered = _metagraph.isRegistered(account);
-        if (registered) uid = _metagraph.uidOf(account);
-    }
-
-    /// @dev The subnet owner: the Metagraph's owner.
-    function _subnetOwner() private view returns (address) {
-        return Ownable(address(_metagraph)).owner();
-    }
+    // ================================================================== emission
 
     function _emission(uint256 tempo) private view returns (uint256) {
         uint256 cap = _token.cap();
@@ -934,60 +887,7 @@ contract YumaConsensus is YumaLoggedCalldata {
         return amount < remaining ? amount : remaining;
     }
 
-    /// @inheritdoc IYumaConsensus
-    function claim(address account, bool stake) external returns (uint256 amount) {
-        // The subnet owner's share is paid to the owner itself, never to whoever registered its
-        // address as a hotkey.
-        address coldkey = account == _subnetOwner() ? address(0) : _metagraph.hotkeyOwner(account);
-        if (msg.sender != account && (coldkey == address(0) || msg.sender != coldkey)) {
-            revert YumaConsensusNotAuthorized(msg.sender, account);
-        }
-        (bool registered, uint256 uid) = _uidOf(account);
-        amount = _claimable[account];
-        if (amount != 0) _claimable[account] = 0;
-        if (registered) {
-            uint256 earned = _earnedOf(uid);
-            if (earned != 0) {
-                _clearEarned(uid);
-                amount += earned;
-            }
-        }
-        if (amount == 0) revert YumaConsensusNothingToClaim(account);
-        _reserved -= amount;
-        address recipient = coldkey == address(0) ? account : coldkey;
-        emit RewardsClaimed(account, recipient, amount, stake);
-        if (stake) {
-            if (!registered) revert YumaConsensusNotAHotkey(account);
-            IERC20(address(_token)).forceApprove(address(_metagraph), amount);
-            _metagraph.addStakeFor(recipient, account, amount);
-        } else {
-            IERC20(address(_token)).safeTransfer(recipient, amount);
-        }
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function onUidReplaced(uint16 uid, address oldHotkey) external {
-        if (msg.sender != address(_metagraph)) revert YumaConsensusNotMetagraph(msg.sender);
-        uint256 earned = _earnedOf(uid);
-        if (earned != 0) {
-            _clearEarned(uid);
-            _claimable[oldHotkey] += earned;
-        }
-    }
-
     // ================================================================== views
-
-    /// @inheritdoc IYumaConsensus
-    function claimable(address account) external view returns (uint256 amount) {
-        amount = _claimable[account];
-        (bool registered, uint256 uid) = _uidOf(account);
-        if (registered) amount += _earnedOf(uid);
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function reserved() external view returns (uint256) {
-        return _reserved;
-    }
 
     /// @inheritdoc IYumaConsensus
     function progress() external view returns (Phase phase, uint256 cursor) {
@@ -1031,16 +931,6 @@ contract YumaConsensus is YumaLoggedCalldata {
     /// @inheritdoc IYumaConsensus
     function bondRows() external view returns (uint256) {
         return _bondRows;
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function metagraph() external view returns (address) {
-        return address(_metagraph);
-    }
-
-    /// @inheritdoc IYumaConsensus
-    function token() external view returns (address) {
-        return address(_token);
     }
 
     /// @inheritdoc IYumaConsensus
