@@ -384,16 +384,7 @@ contract YumaConsensus is YumaLoggedCalldata, YumaRewards {
     /// phase's first step); returns the stake weights' total.
     function _loadRows(uint256[] memory recs, uint256[] memory sums) private view returns (uint256 total) {
         uint256[] memory q = YumaMath.stakeWeights(_rawActive(recs.rowCount()));
-        for (uint256 i; i < q.length; ++i) {
-            uint256 info = _rowInfo[i];
-            uint256 rowSum = uint32(info >> R_SUM);
-            // Row sums < 2^24: m < 2^63 / rowSum, so x * m < 2^63 for every x <= rowSum.
-            uint256 m = rowSum == 0 ? 0 : (WONE << 31) / rowSum;
-            uint256 weight = q[i];
-            total += weight;
-            uint256 acc = sums.length == 0 ? 0 : sums[i];
-            recs.initRecord(i, info, m, weight, acc);
-        }
+        return recs.initRecords(_rowInfo, q, sums);
     }
 
     /// @dev Raw stake of each of the first `rows` rows when active, else 0.
@@ -522,13 +513,10 @@ contract YumaConsensus is YumaLoggedCalldata, YumaRewards {
     /// of a group the call leaves unfinished (liquid alpha) into `_partial`.
     function _saveRows(Ctx memory c, Epoch memory ep) private returns (uint256[] memory sums) {
         uint256[] memory recs = c.recs;
-        bool inside = ep.cursor & 15 != 0 && ep.cursor < ep.n;
-        sums = new uint256[](ep.rows);
-        for (uint256 i; i < sums.length; ++i) {
-            uint256 word = recs.rowSum(i);
-            sums[i] = word;
-            if (inside) {
-                word = recs.field(i, YumaLanes.NEW);
+        sums = recs.rowSums();
+        if (ep.cursor & 15 != 0 && ep.cursor < ep.n) {
+            for (uint256 i; i < sums.length; ++i) {
+                uint256 word = recs.field(i, YumaLanes.NEW);
                 if (_partial[i] != word) _partial[i] = word;
             }
         }

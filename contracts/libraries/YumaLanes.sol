@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {YumaMath} from "./YumaMath.sol";
+
 /// @title YumaLanes
 /// @notice The column pass of the on-chain epoch (`YumaConsensus._columns`) over memory: one
 /// record per validator row and one group area per step, and the lane arithmetic that runs
@@ -83,33 +85,50 @@ library YumaLanes {
         }
     }
 
-    /// @notice Fills record `i` at a column call's start from the row's info word `info`
-    /// (`R_*` fields), its row scale `m`, stake weight `q` and running sums `acc` (trust, low
-    /// 64 bits | dividend sum; 0 at the column phase's first call).
-    function initRecord(uint256[] memory recs, uint256 i, uint256 info, uint256 m, uint256 q, uint256 acc)
-        internal
-        pure
-    {
-        // Record i lies inside recs (one record of RECORD bytes per row).
-        assembly ("memory-safe") {
-            let r := add(add(recs, 0x20), mul(i, RECORD))
-            mstore(add(r, M), m)
-            mstore(add(r, LU), and(shr(R_LU, info), 0xffffffffffffffff))
-            mstore(add(r, UID), and(shr(R_UID, info), 0xffff))
-            mstore(add(r, Q), q)
-            mstore(add(r, TRUST), and(acc, 0xffffffffffffffff))
-            mstore(add(r, ACC), shr(64, acc))
-            mstore(add(r, WMASK), and(shr(R_WORDS, info), 0xffff))
-            mstore(add(r, PREV), and(shr(R_BONDS, info), 1))
+    /// @notice Fills the records at a column call's start from the rows' info words (`R_*`
+    /// fields), their stake weights `q` and running sums `sums` (trust, low 64 bits | dividend
+    /// sum; none at the column phase's first call); returns the stake weights' total.
+    function initRecords(
+        uint256[] memory recs,
+        uint256[256] storage rowInfo,
+        uint256[] memory q,
+        uint256[] memory sums
+    ) internal view returns (uint256 total) {
+        for (uint256 i; i < q.length; ++i) {
+            uint256 info = rowInfo[i];
+            uint256 rowSum = uint32(info >> R_SUM);
+            // Row sums < 2^24: m < 2^63 / rowSum, so x * m < 2^63 for every x <= rowSum.
+            uint256 m = rowSum == 0 ? 0 : (YumaMath.WONE << 31) / rowSum;
+            uint256 weight = q[i];
+            total += weight;
+            uint256 acc = sums.length == 0 ? 0 : sums[i];
+            // Record i lies inside recs (one record of RECORD bytes per row, q.length rows).
+            assembly ("memory-safe") {
+                let r := add(add(recs, 0x20), mul(i, RECORD))
+                mstore(add(r, M), m)
+                mstore(add(r, LU), and(shr(R_LU, info), 0xffffffffffffffff))
+                mstore(add(r, UID), and(shr(R_UID, info), 0xffff))
+                mstore(add(r, Q), weight)
+                mstore(add(r, TRUST), and(acc, 0xffffffffffffffff))
+                mstore(add(r, ACC), shr(64, acc))
+                mstore(add(r, WMASK), and(shr(R_WORDS, info), 0xffff))
+                mstore(add(r, PREV), and(shr(R_BONDS, info), 1))
+            }
         }
     }
 
-    /// @notice Record `i`'s running sums as one word: trust (low 64 bits) | dividend sum.
-    function rowSum(uint256[] memory recs, uint256 i) internal pure returns (uint256 word) {
-        // Record i lies inside recs; trust <= WONE < 2^64, the dividend sum < 2^86.
+    /// @notice Every record's running sums, one word a row: trust (low 64 bits) | dividend sum.
+    function rowSums(uint256[] memory recs) internal pure returns (uint256[] memory sums) {
+        uint256 rows = rowCount(recs);
+        sums = new uint256[](rows);
+        // Records lie inside recs, sums holds one word a row; trust <= WONE < 2^64, the
+        // dividend sum < 2^86.
         assembly ("memory-safe") {
-            let r := add(add(recs, 0x20), mul(i, RECORD))
-            word := or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC))))
+            let out := add(sums, 0x20)
+            for { let i := 0 } lt(i, rows) { i := add(i, 1) } {
+                let r := add(add(recs, 0x20), mul(i, RECORD))
+                mstore(add(out, shl(5, i)), or(mload(add(r, TRUST)), shl(64, mload(add(r, ACC)))))
+            }
         }
     }
 
