@@ -3,7 +3,6 @@ pragma solidity ^0.8.24;
 
 import {IMetagraph} from "./interfaces/IMetagraph.sol";
 import {IYumaConsensus} from "./interfaces/IYumaConsensus.sol";
-import {YumaEpoch} from "./libraries/YumaEpoch.sol";
 import {YumaLanes} from "./libraries/YumaLanes.sol";
 import {YumaMath} from "./libraries/YumaMath.sol";
 import {YumaLoggedCalldata} from "./YumaLoggedCalldata.sol";
@@ -107,8 +106,20 @@ contract YumaConsensus is YumaLoggedCalldata, YumaRewards {
         uint64 maxRegistration; // latest registration block among the epoch's uids
     }
 
+    /// @dev The hyperparameters an epoch runs with, read from the Metagraph at its start.
+    struct Params {
+        uint16 kappa;
+        uint32 bondsMovingAverage;
+        uint16 bondsPenalty;
+        bool liquidAlpha;
+        uint16 alphaLow;
+        uint16 alphaHigh;
+        uint16 alphaSigmoidSteepness;
+        uint64 activityCutoff;
+    }
+
     Epoch private _epoch;
-    YumaEpoch.Params private _params;
+    Params private _params;
     uint128 private _minted;
     uint128 private _fees;
     /// @dev Rows of the running epoch: the permits recomputed at its start.
@@ -213,7 +224,7 @@ contract YumaConsensus is YumaLoggedCalldata, YumaRewards {
             }
             if (_regWords[w] != word) _regWords[w] = word;
         }
-        _params = YumaEpoch.Params({
+        _params = Params({
             kappa: uint16(h.kappa),
             bondsMovingAverage: uint32(h.bondsMovingAverage),
             bondsPenalty: uint16(h.bondsPenalty),
@@ -397,7 +408,7 @@ contract YumaConsensus is YumaLoggedCalldata, YumaRewards {
     }
 
     function _ctx(Epoch memory ep, Inputs memory inputs, uint256[] memory sums) private view returns (Ctx memory c) {
-        YumaEpoch.Params memory p = _params;
+        Params memory p = _params;
         uint256 rows = ep.rows;
         uint256[] memory recs = new uint256[](rows * (YumaLanes.RECORD >> 5));
         uint256 total = _loadRows(recs, sums);
