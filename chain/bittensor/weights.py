@@ -53,7 +53,11 @@ def clip_to_max_weight(weights: Sequence[float], limit: float) -> list[float]:
 
     Entries above a cutoff are lowered to it and the row renormalised, the cutoff chosen so
     the largest entry lands on the limit (mass is redistributed, not dropped). When no
-    distribution can satisfy the limit (``n * limit <= 1``) the row becomes uniform.
+    distribution can satisfy the limit (``n * limit <= 1``) the row becomes uniform. Like the
+    SDK's ``normalize_max_weight`` (which this equals), the cutoff subtracts an absolute eps
+    of 1e-7: with shares near that size the limit may be overshot slightly (0.3036 for a
+    0.3002 limit with shares of 1e-6 beside one of ~1); kept so the bridge sends what the
+    official SDK sends.
     """
     n = len(weights)
     total = float(sum(weights))

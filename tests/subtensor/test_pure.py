@@ -52,7 +52,11 @@ def test_clipped_rows_respect_the_max_weight_limit(weights, limit):
     values = list(weights.values())
     clipped = clip_to_max_weight(values, limit / 65535)
     assert abs(sum(clipped) - 1) < 1e-9
-    if sum(1 for v in values if v > 0) * limit / 65535 > 1:  # a feasible limit
+    shares = [v / sum(values) for v in values if v > 0]
+    # The SDK's algorithm (matched exactly, tests/subtensor/test_reference.py) subtracts an
+    # absolute eps of 1e-7 from shares: the limit holds where every non-zero share dwarfs it
+    # (found by hypothesis: shares of 1e-6 next to one of ~1 overshoot a 0.300 limit by 0.003).
+    if len(shares) * limit / 65535 > 1 and min(shares) >= 1e-4:  # feasible, eps negligible
         assert max(clipped) <= limit / 65535 + 1e-6
 
 
