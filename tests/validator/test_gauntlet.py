@@ -21,6 +21,10 @@ from miner.tiny_model import build_tiny_model
 from validator.challenge_prompts import challenge_requests
 from validator.gauntlet import GauntletReport, run_gauntlet
 
+#: One worker runs the whole module under pytest-xdist: its module fixture (the full gauntlet
+#: run, ~80 s) is then computed once.
+pytestmark = pytest.mark.xdist_group("gauntlet")
+
 CHECKS_PER_CHEAT = 100
 HONEST_CHECKS = 1000
 BATCH_SIZES = (1, 2, 4, 8, 16)
