@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -102,6 +103,8 @@ class AnvilNode:
         self.startup_timeout_s = startup_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
+        #: Where anvil pages out historical states (GBs on long runs); removed on stop.
+        self._cache_dir: Path | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -129,6 +132,9 @@ class AnvilNode:
         if self.state_path is not None:
             # --state loads the file if present and dumps into it on exit
             cmd += ["--state", str(self.state_path)]
+        if self._cache_dir is not None:
+            # anvil's default (~/.foundry/anvil/tmp) outlives a killed node: 66 GB piled up
+            cmd += ["--cache-path", str(self._cache_dir)]
         return cmd
 
     def start(self) -> AnvilNode:
@@ -144,6 +150,7 @@ class AnvilNode:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
         log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
         self._log_path = log_dir / f"latent-anvil-{self.port}.log"
+        self._cache_dir = Path(tempfile.mkdtemp(prefix="latent-anvil-states-", dir=log_dir))
         log = self._log_path.open("wb")
         try:
             self._proc = subprocess.Popen(
@@ -154,6 +161,7 @@ class AnvilNode:
                 preexec_fn=_die_with_parent,  # never outlive a killed test run or CLI
             )
         except OSError as exc:
+            self._remove_cache()
             raise NodeError(f"could not start anvil: {exc}") from None
         finally:
             log.close()
@@ -161,6 +169,7 @@ class AnvilNode:
         w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 2}))
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                self._remove_cache()
                 raise NodeError(f"anvil exited at start-up: {self._tail_log()}")
             try:
                 if w3.eth.chain_id == self.chain_id:
@@ -181,14 +190,19 @@ class AnvilNode:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop anvil (SIGINT first, so a state file is dumped), then SIGKILL if it hangs."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)
+        self._remove_cache()
+
+    def _remove_cache(self) -> None:
+        cache, self._cache_dir = self._cache_dir, None
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
 
     def web3(self) -> Web3:
         """A Web3 connected to this node."""
