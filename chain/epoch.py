@@ -373,11 +373,11 @@ class EpochClient:
         events = self.contract.events(receipt, "RewardsClaimed")
         return int(events[0]["amount"])
 
-    def claimable(self, account: str) -> int:
-        return int(self.contract.call("claimable", to_checksum_address(account)))
+    def claimable(self, account: str, block: Any = "latest") -> int:
+        return int(self.contract.call("claimable", to_checksum_address(account), block=block))
 
-    def reserved(self) -> int:
-        return int(self.contract.call("reserved"))
+    def reserved(self, block: Any = "latest") -> int:
+        return int(self.contract.call("reserved", block=block))
 
     def epoch_running(self) -> bool:
         return self.progress()[0] != Phase.IDLE

@@ -45,7 +45,7 @@ from web3 import Web3
 
 from chain.cli_output import cli_console, print_table
 from chain.client import Contract, connect
-from chain.epoch import EpochClient
+from chain.epoch import EpochClient, Phase
 from chain.errors import ConfigError, LatentError
 from chain.escrow import EscrowClient
 from chain.keys import dev_accounts
@@ -367,12 +367,17 @@ def _accounting(
     against what they credited (nobody claims on a localnet, so all of it is still owed), and
     the renter's channels: settled on-chain against the receipts its proxy holds."""
     yuma = epoch.contract
+    # The emission books are read at the last block with no epoch running: validators may
+    # have started one since the run ended, minting at once and crediting over several steps.
+    books_block = int(escrow.w3.eth.block_number)
+    while books_block > from_block and epoch.progress(books_block)[0] != Phase.IDLE:
+        books_block -= 1
     minted = fees = 0
-    for log in yuma.logs("EpochStarted", from_block, "latest"):
+    for log in yuma.logs("EpochStarted", from_block, books_block):
         minted += int(log["minted"])
         fees += int(log["fees"])
     owner = Contract(escrow.w3, "Metagraph", graph.address).call("owner")
-    credited = sum(epoch.claimable(a) for a in {*graph.hotkeys, owner})
+    credited = sum(epoch.claimable(a, books_block) for a in {*graph.hotkeys, owner})
     settled = deposited = 0
     for log in escrow.logs("ChannelOpened", from_block, "latest"):
         if log["renter"] == renter:
@@ -386,7 +391,8 @@ def _accounting(
         "minted_wei": minted,
         "fees_wei": fees,
         "credited_wei": credited,
-        "reserved_wei": epoch.reserved(),
+        "reserved_wei": epoch.reserved(books_block),
+        "books_block": books_block,
         "renter_deposited_wei": deposited,
         "renter_settled_wei": settled,
         "renter_receipts_wei": receipts,

@@ -9,7 +9,6 @@ proportional to the size: 32 at batch size 1, 516 at 16).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,6 @@ from miner.cheats import CHEAT_KINDS, CHEATS, HONEST, build_engine, tampered_pro
 from miner.tiny_model import build_tiny_model
 from validator.challenge_prompts import challenge_requests
 from validator.gauntlet import GauntletReport, run_gauntlet
-
-#: One worker runs the whole module under pytest-xdist: its module fixture (the full gauntlet
-#: run, ~80 s) is then computed once.
-pytestmark = pytest.mark.xdist_group("gauntlet")
 
 CHECKS_PER_CHEAT = 100
 HONEST_CHECKS = 1000
@@ -40,29 +35,27 @@ MUST_CATCH = (
 )
 
 
-@pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """The tiny model decodes several times faster on one torch thread (no intra-op sync)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("gauntlet-tiny"), seed=0)
 
 
-@pytest.fixture(scope="module")
-def report(model_dir: Path, one_thread: None) -> GauntletReport:
-    return run_gauntlet(
-        model_dir,
-        checks_per_cheat=CHECKS_PER_CHEAT,
-        honest_checks=HONEST_CHECKS,
-        batch_sizes=BATCH_SIZES,
-        seed=0,
-    )
+@pytest.fixture(scope="session")
+def report(model_dir: Path) -> GauntletReport:
+    """The full gauntlet (~80 s), computed once per test process (scripts/test hands each
+    file to one pytest-xdist worker: ``--dist loadfile``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny model decodes several times faster on one thread
+    try:
+        return run_gauntlet(
+            model_dir,
+            checks_per_cheat=CHECKS_PER_CHEAT,
+            honest_checks=HONEST_CHECKS,
+            batch_sizes=BATCH_SIZES,
+            seed=0,
+        )
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("kind", MUST_CATCH)
