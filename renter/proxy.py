@@ -192,7 +192,6 @@ class RenterProxy:
         self._upstream = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=self._upstream_timeout,
-            auto_decompress=True,
         )
         records = await asyncio.to_thread(self._store.load_channels)
         for record in records:

@@ -192,32 +192,15 @@ def proxy_command(
 async def serve_proxy_forever(
     config: ProxyConfig, *, w3: Any, escrow: str, token: str, metagraph: str, renter: Any
 ) -> None:
-    """Build the proxy from its parts and serve it with uvicorn in this loop."""
-    import httpx
+    """Build the proxy from its parts and serve it with uvicorn in this loop (the app's
+    lifespan starts and stops the proxy)."""
     import uvicorn
 
-    from chain.escrow import EscrowClient
-    from chain.funding import EscrowFunder
-    from chain.metagraph import MetagraphReader
-    from chain.token import SubnetTokenClient
     from renter.app import create_proxy_app
-    from renter.market import MetagraphMinerSource
-    from renter.proxy import RenterProxy
 
-    escrow_client = EscrowClient(w3, escrow)
-    token_client = SubnetTokenClient(w3, token)
-    funder = await asyncio.to_thread(
-        EscrowFunder, escrow_client, token_client, renter, use_permit=config.channels.use_permit
-    )
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits) as http:
-        proxy = RenterProxy(
-            config,
-            source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
-            funder=funder,
-            http=http,
-            store=LedgerStore(config.state_dir),
-        )
+    async with _chain_proxy(
+        config, w3=w3, escrow=escrow, token=token, metagraph=metagraph, renter=renter
+    ) as proxy:
         app = create_proxy_app(proxy)
         log.info(
             "renter %s: OpenAI base URL http://%s:%d/v1 (state in %s)",
@@ -230,6 +213,39 @@ async def serve_proxy_forever(
             uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="on")
         )
         await server.serve()
+
+
+@contextlib.asynccontextmanager
+async def _chain_proxy(
+    config: ProxyConfig, *, w3: Any, escrow: str, token: str, metagraph: str, renter: Any
+) -> AsyncIterator[Any]:
+    """A :class:`RenterProxy` (not started) over the deployed contracts, paying from
+    ``renter``, with the HTTP client its market probes and re-checks use."""
+    import httpx
+
+    from chain.escrow import EscrowClient
+    from chain.funding import EscrowFunder
+    from chain.metagraph import MetagraphReader
+    from chain.token import SubnetTokenClient
+    from renter.market import MetagraphMinerSource
+    from renter.proxy import RenterProxy
+
+    funder = await asyncio.to_thread(
+        EscrowFunder,
+        EscrowClient(w3, escrow),
+        SubnetTokenClient(w3, token),
+        renter,
+        use_permit=config.channels.use_permit,
+    )
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits) as http:
+        yield RenterProxy(
+            config,
+            source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
+            funder=funder,
+            http=http,
+            store=LedgerStore(config.state_dir),
+        )
 
 
 # ---------------------------------------------------------------------- ask
@@ -245,7 +261,7 @@ def ask_command(
     ] = 32,
     max_price: Annotated[
         str | None,
-        typer.Option("--max-price", help="Highest price per token, whole tokens (0.000005)."),
+        typer.Option("--max-price", help="Highest price, LAT per 1M tokens (e.g. 10)."),
     ] = None,
     deposit: Annotated[
         str, typer.Option("--deposit", help="Deposit of a new channel (whole tokens).")
@@ -336,30 +352,9 @@ async def _one_shot_proxy(
 ) -> AsyncIterator[Any]:
     """A started :class:`RenterProxy` over the books in ``config.state_dir``, stopped (books
     written) on exit."""
-    import httpx
-
-    from chain.escrow import EscrowClient
-    from chain.funding import EscrowFunder
-    from chain.metagraph import MetagraphReader
-    from chain.token import SubnetTokenClient
-    from renter.market import MetagraphMinerSource
-    from renter.proxy import RenterProxy
-
-    funder = await asyncio.to_thread(
-        EscrowFunder,
-        EscrowClient(w3, escrow),
-        SubnetTokenClient(w3, token),
-        renter,
-        use_permit=config.channels.use_permit,
-    )
-    async with httpx.AsyncClient() as http:
-        proxy = RenterProxy(
-            config,
-            source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
-            funder=funder,
-            http=http,
-            store=LedgerStore(config.state_dir),
-        )
+    async with _chain_proxy(
+        config, w3=w3, escrow=escrow, token=token, metagraph=metagraph, renter=renter
+    ) as proxy:
         await proxy.start()
         try:
             yield proxy

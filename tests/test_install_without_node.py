@@ -118,36 +118,28 @@ def test_installed_miner_serves_and_settles_without_node(
                 pass
             assert time.monotonic() < deadline, "miner did not start"
             time.sleep(0.3)
-        voucher = sign_voucher(
-            renter,
-            escrow=escrow.address,
-            chain_id=int(w3.eth.chain_id),
-            channel_id=cid,
-            cumulative_amount=0,
-        )
-        reply = httpx.post(
-            f"{url}/v1/completions",
-            json={"model": "tiny", "prompt": "no node here", "max_tokens": 5},
-            headers={VOUCHER_HEADER: encode_voucher_header(voucher)},
-            timeout=60,
-        )
-        assert reply.status_code == 200, reply.text
-        price = Receipt.from_json(reply.json()["latent"]["receipt"]).price
+
+        def paid_completion(owed: int, prompt: str, max_tokens: int) -> int:
+            """POST with a voucher for ``owed`` so far; the answer's price."""
+            voucher = sign_voucher(
+                renter,
+                escrow=escrow.address,
+                chain_id=int(w3.eth.chain_id),
+                channel_id=cid,
+                cumulative_amount=owed,
+            )
+            reply = httpx.post(
+                f"{url}/v1/completions",
+                json={"model": "tiny", "prompt": prompt, "max_tokens": max_tokens},
+                headers={VOUCHER_HEADER: encode_voucher_header(voucher)},
+                timeout=60,
+            )
+            assert reply.status_code == 200, reply.text
+            return Receipt.from_json(reply.json()["latent"]["receipt"]).price
+
+        price = paid_completion(0, "no node here", 5)
         # the next voucher pays for the delivered answer; the miner books it
-        paid = sign_voucher(
-            renter,
-            escrow=escrow.address,
-            chain_id=int(w3.eth.chain_id),
-            channel_id=cid,
-            cumulative_amount=price,
-        )
-        second = httpx.post(
-            f"{url}/v1/completions",
-            json={"model": "tiny", "prompt": "again", "max_tokens": 1},
-            headers={VOUCHER_HEADER: encode_voucher_header(paid)},
-            timeout=60,
-        )
-        assert second.status_code == 200, second.text
+        paid_completion(price, "again", 1)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
