@@ -173,3 +173,45 @@ def test_a_started_epoch_between_check_and_send_maps_the_revert(
             subnet.graph.register(accounts[4], accounts[4].address, "")
     finally:
         revert(w3, snap)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["renter", "ask", "hello"],
+        [
+            "renter",
+            "open",
+            "--miner",
+            "{miner}",
+            "--amount",
+            "1",
+            "--escrow",
+            "{escrow}",
+            "--token",
+            "{token}",
+        ],
+        ["stake", "add", "--hotkey-address", "{miner}", "--metagraph", "{metagraph}", "1"],
+    ],
+    ids=["renter-ask", "renter-open", "stake-add"],
+)
+# `rewards claim` refuses the same way: tests/dashboard/test_rewards_cli.py
+def test_signing_commands_never_guess_a_signer(
+    capsys: pytest.CaptureFixture[str],
+    subnet: Subnet,
+    accounts: list[LocalAccount],
+    argv: list[str],
+) -> None:
+    """No --wallet/--keystore/--dev-account: one line naming them, nothing sent (a guessed
+    dev account 0 would spend the deployer's tokens)."""
+    before = subnet.fingerprint(accounts)
+    addresses = {
+        "miner": accounts[1].address,
+        "escrow": subnet.manifest.address("PaymentEscrow"),
+        "token": subnet.manifest.address("SubnetToken"),
+        "metagraph": subnet.manifest.address("Metagraph"),
+    }
+    args = [a.format(**addresses) for a in argv]
+    outcome = run_latent(capsys, *args, "--rpc-url", subnet.rpc_url)
+    assert_one_line_error(outcome, "no signing key given", "--wallet", "--dev-account")
+    assert subnet.fingerprint(accounts) == before
