@@ -39,9 +39,9 @@ from typing import Any
 
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
-from chain.ecdsa import SignatureError, recover_digest_signer, sign_digest
+from chain.ecdsa import SignatureError, checksum_address, recover_digest_signer, sign_digest
 from chain.errors import LatentError
 
 RECEIPT_DOMAIN_NAME = "Latent"
@@ -110,7 +110,7 @@ class Receipt:
                 output_hash=_hex32(data["output_hash"]),
                 proof_commitment=_hex32(data["proof_commitment"]),
                 price=int(str(data["price"]), 10),
-                miner=to_checksum_address(str(data["miner"])),
+                miner=checksum_address(str(data["miner"])),
                 chain_id=int(data["chain_id"]),
                 signature=bytes.fromhex(_strip0x(str(data["signature"]))),
             )
@@ -294,7 +294,7 @@ def verify_receipt(
         if expected is not None and expected != actual:
             raise ReceiptInvalid(f"receipt {name} does not match what was served")
     signer = recover_receipt_signer(receipt)
-    if signer != to_checksum_address(miner):
+    if signer != checksum_address(miner):
         raise ReceiptInvalid(f"receipt signed by {signer}, expected miner {miner}")
 
 

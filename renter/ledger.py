@@ -16,9 +16,19 @@ A channel ledger (``ChannelRecord.to_json``)::
 
 ``owed`` is the sum of the prices in the verified receipts of the channel: the cumulative
 amount of the next voucher, and of no other. It only moves after a receipt checked out, so a
-failed or unverifiable response is never paid for, and a restart resumes from the file: the
-next voucher equals the last one plus new work, never a second payment. Files are written
-through a temp file in the same directory, fsync and ``os.replace``.
+failed or unverifiable response is never paid for, and a restart resumes from the books: the
+next voucher equals the last one plus new work, never a second payment.
+
+The receipt log is the per-request journal: each line names its channel and the channel's
+``cumulative`` after it, so a served request costs one ``write`` to the log (the proxy fsyncs
+it in groups, at most ``BOOKS_SYNC_S`` after the write, and on stop) and a channel file is
+rewritten only when the channel itself changes (opened, topped up, retired, closed).
+A process crash loses nothing written; a machine crash can lose the last unsynced lines, which
+never makes the renter pay twice: the next voucher is then *short* of what the miner served,
+the miner refuses it (402 ``voucher_short``), and the proxy retires the channel. :meth:`LedgerStore.load_channels` folds the log into the files:
+``owed`` is the larger of the file's and the last logged cumulative, the counters the larger
+of the file's and the log's sums. Channel files are written through a temp file in the same
+directory, fsync and ``os.replace``; a torn last log line (a crash mid-append) is skipped.
 
 Statuses: ``open`` (in use), ``retired`` (the miner asks for more than the ledger owes, or
 misbehaved: never used again, waiting for ``latent renter close``), ``closing`` (close
@@ -90,6 +100,17 @@ class ChannelRecord:
         )
         return data
 
+    def folded(self, logged: _Logged) -> ChannelRecord:
+        """This ledger with what the receipt log holds for it (module docs)."""
+        return replace(
+            self,
+            owed=max(self.owed, logged.cumulative),
+            requests=max(self.requests, logged.requests),
+            prompt_tokens=max(self.prompt_tokens, logged.prompt_tokens),
+            completion_tokens=max(self.completion_tokens, logged.completion_tokens),
+            last_used=max(self.last_used, logged.last_used),
+        )
+
     @classmethod
     def from_json(cls, data: Any) -> ChannelRecord:
         """Inverse of :meth:`to_json`; raises :class:`LedgerError` on anything else."""
@@ -122,6 +143,36 @@ class ChannelRecord:
             raise LedgerError(f"channel ledger is malformed: {exc}") from None
 
 
+@dataclass
+class _Logged:
+    """What the receipt log holds for one channel."""
+
+    cumulative: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    last_used: float = 0.0
+
+
+def _fold(entries: list[dict[str, Any]]) -> dict[bytes, _Logged]:
+    logged: dict[bytes, _Logged] = {}
+    for entry in entries:
+        try:
+            cid = bytes.fromhex(str(entry["channel_id"])[2:])
+            cumulative = int(str(entry["cumulative"]))
+            prompt, completion = int(entry["prompt_tokens"]), int(entry["completion_tokens"])
+            at = float(entry.get("time", 0.0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerError(f"receipt log entry is malformed: {exc}") from None
+        one = logged.setdefault(cid, _Logged())
+        one.cumulative = max(one.cumulative, cumulative)
+        one.requests += 1
+        one.prompt_tokens += prompt
+        one.completion_tokens += completion
+        one.last_used = max(one.last_used, at)
+    return logged
+
+
 class LedgerStore:
     """Channel ledgers and the receipt log under one state directory."""
 
@@ -130,12 +181,15 @@ class LedgerStore:
         self.channels_dir = self.state_dir / "channels"
         self.receipts_path = self.state_dir / "receipts.jsonl"
         self.stats_path = self.state_dir / "stats.json"
+        self._log_fd: int | None = None
 
     def channel_path(self, channel_id: bytes) -> Path:
         return self.channels_dir / f"0x{channel_id.hex()}.json"
 
-    def load_channels(self) -> list[ChannelRecord]:
-        """Every channel ledger in the state directory, oldest first."""
+    def load_channels(self, receipts: list[dict[str, Any]] | None = None) -> list[ChannelRecord]:
+        """Every channel ledger in the state directory, oldest first, with the receipt log
+        folded in (``receipts``: the log as :meth:`read_receipts` returned it, read when not
+        given)."""
         if not self.channels_dir.is_dir():
             return []
         records = []
@@ -148,6 +202,8 @@ class LedgerStore:
             if path.name != f"0x{record.channel_id.hex()}.json":
                 raise LedgerError(f"channel ledger {path} names another channel")
             records.append(record)
+        logged = _fold(self.read_receipts() if receipts is None else receipts)
+        records = [r.folded(logged[r.channel_id]) if r.channel_id in logged else r for r in records]
         return sorted(records, key=lambda r: (r.opened_at, r.channel_id))
 
     def save_channel(self, record: ChannelRecord) -> None:
@@ -155,15 +211,36 @@ class LedgerStore:
         write_json_atomic(self.channel_path(record.channel_id), record.to_json())
 
     def append_receipts(self, entries: list[dict[str, Any]]) -> None:
-        """Append receipt entries to the log (one line each, fsync'd)."""
+        """Append receipt entries to the log, one line each, in one ``write``: a few
+        microseconds into the page cache, so the proxy calls it on its event loop; what is
+        written survives the process. :meth:`sync_receipts` makes it survive the machine."""
         if not entries:
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n" for e in entries)
-        with open(self.receipts_path, "a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if self._log_fd is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._log_fd = os.open(
+                self.receipts_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        data = "".join(
+            json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n" for e in entries
+        ).encode()
+        written = os.write(self._log_fd, data)
+        if written != len(data):  # a full disk mid-line: the torn line is skipped on reading
+            raise OSError(f"short write to {self.receipts_path} ({written} of {len(data)} bytes)")
+
+    def sync_receipts(self) -> None:
+        """fsync the receipt log (blocking: call it off the event loop)."""
+        if self._log_fd is not None:
+            os.fsync(self._log_fd)
+
+    def close(self) -> None:
+        """Sync and close the receipt log."""
+        if self._log_fd is not None:
+            fd, self._log_fd = self._log_fd, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def read_receipts(self) -> list[dict[str, Any]]:
         """Every logged receipt entry (a torn last line from a crash is skipped)."""

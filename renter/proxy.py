@@ -83,6 +83,10 @@ from renter.selection import MinerHealth, RankedMiner, rank_miners
 
 log = logging.getLogger("latent.renter")
 
+#: Seconds between fsyncs of the receipt log while receipts are appended (group commit;
+#: ``renter.ledger`` says what a machine crash can and cannot cost).
+BOOKS_SYNC_S = 0.5
+
 Kind = Literal["text", "chat"]
 
 
@@ -181,8 +185,9 @@ class RenterProxy:
         self.overhead_s: deque[float] = deque(maxlen=10_000)
         self.rechecks_sent = 0
         self._dirty: dict[bytes, _Channel] = {}
-        self._pending_receipts: list[dict[str, Any]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
+        self._unsynced = False
         self._write_error: OSError | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -193,7 +198,8 @@ class RenterProxy:
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=self._upstream_timeout,
         )
-        records = await asyncio.to_thread(self._store.load_channels)
+        receipts = await asyncio.to_thread(self._store.read_receipts)
+        records = await asyncio.to_thread(self._store.load_channels, receipts)
         for record in records:
             if (
                 record.escrow != self._funder.escrow_address
@@ -215,15 +221,20 @@ class RenterProxy:
                     )
                 await asyncio.to_thread(self._store.save_channel, record)
             self._channels[record.channel_id] = _Channel(record)
-        self.spend.load(await asyncio.to_thread(self._store.read_receipts))
+        self.spend.load(receipts)
         await self.refresh(force=True)
 
     async def stop(self) -> None:
-        """Wait for pending books and re-check submissions, save miner statistics."""
+        """Wait for pending books and re-check submissions, sync and close the receipt log,
+        save miner statistics."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._syncer is not None:
+            self._syncer.cancel()
+            await asyncio.gather(self._syncer, return_exceptions=True)
         if self._upstream is not None:
             await self._upstream.close()
+        await asyncio.to_thread(self._store.close)
         await asyncio.to_thread(self._store.save_stats, self.stats())
 
     def _refresh_due(self) -> bool:
@@ -676,8 +687,8 @@ class RenterProxy:
         latent: LatentField,
         usage: dict[str, Any],
     ) -> None:
-        """Add a verified receipt to the channel's ledger and free the channel; the books
-        are written by the background writer (``_write_books``)."""
+        """Add a verified receipt to the channel's ledger and the receipt log, and free the
+        channel."""
         price = latent.receipt.price
         record = channel.record
         prompt = int(usage.get("prompt_tokens", 0))
@@ -706,9 +717,11 @@ class RenterProxy:
             "completion_tokens": completion,
             "receipt": latent.receipt.to_json(),
         }
-        self._pending_receipts.append(entry)
-        self._write_later(channel)
+        self._append_receipt(entry)
         self._release(channel)
+        # The channel's next request needs a voucher for the new amount: sign it after this
+        # answer went out (the task's next yield), off that request's path.
+        asyncio.get_running_loop().call_soon(self._voucher_header, channel)
         if self.config.validators and self._rng.random() < self.config.recheck_rate:
             submission = RecheckSubmission(
                 kind=prepared.kind, request_body=prepared.body, miner=offer.hotkey, latent=latent
@@ -716,8 +729,36 @@ class RenterProxy:
             for url in self.config.validators:
                 self._spawn(self._send_recheck(url, submission))
 
+    def _append_receipt(self, entry: dict[str, Any]) -> None:
+        """Append a booked receipt to the log, the ledger's journal (``renter.ledger``), and
+        have it fsynced within ``BOOKS_SYNC_S``; a failure stops paid traffic (``handle``)."""
+        try:
+            self._store.append_receipts([entry])
+        except OSError as exc:
+            self._books_failed(exc)
+            return
+        self._unsynced = True
+        if self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.get_running_loop().create_task(self._sync_books())
+
+    async def _sync_books(self) -> None:
+        """Group commit: one fsync per ``BOOKS_SYNC_S`` while receipts are being appended."""
+        while self._unsynced:
+            await asyncio.sleep(BOOKS_SYNC_S)
+            self._unsynced = False
+            try:
+                await asyncio.to_thread(self._store.sync_receipts)
+            except OSError as exc:
+                self._books_failed(exc)
+                return
+
+    def _books_failed(self, exc: OSError) -> None:
+        self._write_error = exc
+        log.error("cannot write the books in %s: %s", self._store.state_dir, exc)
+
     def _write_later(self, channel: _Channel) -> None:
-        """Have the writer persist the channel's current ledger (and queued receipts)."""
+        """Have the writer persist the channel's current ledger (a channel whose state
+        changed: topped up, retired)."""
         self._dirty[channel.record.channel_id] = channel
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_books())
@@ -725,20 +766,16 @@ class RenterProxy:
             self._writer.add_done_callback(self._tasks.discard)
 
     async def _write_books(self) -> None:
-        """The one writer of the books: appends queued receipts, then writes each dirty
-        channel's *current* record, until nothing is queued. One writer keeps the files in
-        order and batches fsyncs under load; a failure stops paid traffic (``handle``)."""
-        while self._dirty or self._pending_receipts:
-            entries, self._pending_receipts = self._pending_receipts, []
-            channels = list(self._dirty.values())
+        """The one writer of the channel ledgers: writes each dirty channel's *current*
+        record, until none is dirty; a failure stops paid traffic (``handle``)."""
+        while self._dirty:
+            records = [channel.record for channel in self._dirty.values()]
             self._dirty.clear()
             try:
-                await asyncio.to_thread(self._store.append_receipts, entries)
-                for channel in channels:
-                    await asyncio.to_thread(self._store.save_channel, channel.record)
+                for record in records:
+                    await asyncio.to_thread(self._store.save_channel, record)
             except OSError as exc:
-                self._write_error = exc
-                log.error("cannot write the books in %s: %s", self._store.state_dir, exc)
+                self._books_failed(exc)
                 return
 
     def _spawn(self, coro: Any) -> None:

@@ -4,6 +4,7 @@ format and atomic writes, the spend meter, model-card parsing."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,43 @@ def test_ledger_round_trips_and_refuses_other_schemas(tmp_path: Path) -> None:
         store.load_channels()
 
 
+def test_receipt_log_is_the_ledgers_journal(tmp_path: Path) -> None:
+    """A served request only appends to the log; loading folds it into the channel file."""
+    store = LedgerStore(tmp_path)
+    opened = record(owed=5, requests=1, prompt_tokens=4, completion_tokens=6, last_used=9.0)
+    other = record(channel_id=b"\x09" * 32, salt=b"\x09" * 32)
+    store.save_channel(opened)
+    store.save_channel(other)
+    cid = "0x" + opened.channel_id.hex()
+
+    def entry(cumulative: int, at: float) -> dict[str, object]:
+        return {
+            "channel_id": cid,
+            "cumulative": str(cumulative),
+            "price": "1",
+            "time": at,
+            "prompt_tokens": 4,
+            "completion_tokens": 6,
+        }
+
+    # the file was rewritten (a top-up) after the first receipt: counted once, not twice
+    store.append_receipts([entry(5, 9.0), entry(9, 11.0), entry(12, 12.0)])
+    store.close()
+    loaded = {r.channel_id: r for r in store.load_channels()}
+    assert loaded[opened.channel_id] == replace(
+        opened, owed=12, requests=3, prompt_tokens=12, completion_tokens=18, last_used=12.0
+    )
+    assert loaded[other.channel_id] == other  # no receipts: the file as written
+    with open(store.receipts_path, "a") as fh:
+        fh.write('{"channel_id": "0x12"}\n')  # valid JSON, not a receipt entry
+    with pytest.raises(LedgerError, match="receipt log entry is malformed"):
+        store.load_channels()
+
+
 def test_receipt_log_skips_a_torn_last_line(tmp_path: Path) -> None:
     store = LedgerStore(tmp_path)
     store.append_receipts([{"price": "3", "time": 1.0}, {"price": "4", "time": 2.0}])
+    store.close()
     with open(store.receipts_path, "a") as fh:
         fh.write('{"price": "9", "ti')  # a crash mid-write
     assert [e["price"] for e in store.read_receipts()] == ["3", "4"]
