@@ -185,6 +185,9 @@ def run(
             "--min-settle", help="Smallest amount (tokens) worth settling an open channel."
         ),
     ] = format_tokens(PaymentConfig.min_settle_amount),
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log one line per HTTP request (off: CPU).")
+    ] = False,
     cheat: Annotated[
         str,
         typer.Option(
@@ -232,6 +235,7 @@ def run(
             max_queue_depth=max_queue_depth,
             max_tokens_limit=max_tokens_limit,
             model_id=model_id,
+            access_log=access_log,
         ),
         pricing=PricingConfig(
             per_prompt_token=_price(price_prompt, base_units, "--price-prompt"),
@@ -298,6 +302,7 @@ async def serve_miner(
     from miner.payment import EscrowChannelReader, PaymentGate
     from miner.server import create_app
     from miner.settlement import run_settlement_keeper
+    from protocol.serving import uvicorn_config
 
     w3 = (
         connect(config.rpc_url, expected_chain_id=config.payment.chain_id)
@@ -359,8 +364,12 @@ async def serve_miner(
 
     app = create_app(config, engine, hotkey=hotkey, gate=gate, auth=auth, metrics=metrics)
     server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=config.server.host, port=config.server.port, log_level="info", lifespan="on"
+        uvicorn_config(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            log_level="info",
+            access_log=config.server.access_log,
         )
     )
     stop = stop or asyncio.Event()

@@ -85,6 +85,8 @@ class ServerConfig:
 
     #: Interface to bind.
     host: str = "127.0.0.1"
+    #: One log line per HTTP request (off by default: CPU on the request path).
+    access_log: bool = False
     #: TCP port to bind (0 picks a free one).
     port: int = 8000
     #: Largest accepted request body; larger ones get 413 before any parsing.

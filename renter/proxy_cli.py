@@ -137,6 +137,9 @@ def proxy_command(
     permit: Annotated[
         bool, typer.Option("--permit/--approve", help="Open channels with ERC-2612 permits.")
     ] = True,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log one line per HTTP request (off: CPU).")
+    ] = False,
     state_dir: StateDirOpt = DEFAULT_STATE_DIR,
     network: NetworkOpt = "localnet",
     rpc_url: RpcOpt = None,
@@ -185,17 +188,26 @@ def proxy_command(
             token=token_address,
             metagraph=graph_address,
             renter=renter,
+            access_log=access_log,
         )
     )
 
 
 async def serve_proxy_forever(
-    config: ProxyConfig, *, w3: Any, escrow: str, token: str, metagraph: str, renter: Any
+    config: ProxyConfig,
+    *,
+    w3: Any,
+    escrow: str,
+    token: str,
+    metagraph: str,
+    renter: Any,
+    access_log: bool = False,
 ) -> None:
     """Build the proxy from its parts and serve it with uvicorn in this loop (the app's
     lifespan starts and stops the proxy)."""
     import uvicorn
 
+    from protocol.serving import uvicorn_config
     from renter.app import create_proxy_app
 
     async with _chain_proxy(
@@ -210,7 +222,9 @@ async def serve_proxy_forever(
             config.state_dir,
         )
         server = uvicorn.Server(
-            uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="on")
+            uvicorn_config(
+                app, host=config.host, port=config.port, log_level="info", access_log=access_log
+            )
         )
         await server.serve()
 
@@ -407,8 +421,9 @@ def _channel_json(record: ChannelRecord) -> dict[str, Any]:
 def print_proxy_status(state_dir: Path, json_out: bool) -> None:
     """``latent renter status`` without a channel: the proxy's channels and spending."""
     store = LedgerStore(state_dir)
-    records = store.load_channels()
-    totals = summarise(records, store.read_receipts())
+    receipts = store.read_receipts()
+    records = store.load_channels(receipts)
+    totals = summarise(records, receipts)
     if json_out:
         payload = {
             "state_dir": str(state_dir),
