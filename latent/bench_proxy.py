@@ -1,16 +1,22 @@
 """``latent bench proxy``: what the renter proxy adds over calling a miner directly.
 
-A fresh anvil with SubnetToken, PaymentEscrow and Metagraph; one paid miner serving the tiny
-model (or ``--model DIR``) on the real escrow, in this process with the load generator; the
-proxy as a renter runs it (``latent renter proxy``, its own process) finding the miner
-through the metagraph. The direct path is what a renter does without the proxy: sign a voucher for
-what it owes, POST, read the receipt's price. The proxy path sends the same body, unsigned,
-to the proxy, which does the same plus selection, receipt verification, the ledger and the
-receipt log. Both paths run the same greedy requests, alternately.
+A fresh anvil with SubnetToken, PaymentEscrow and Metagraph, and three processes as they run
+in use: the miner (``latent miner run``, the tiny model or ``--model DIR``, paid access on the
+real escrow), the renter proxy (``latent renter proxy``, finding the miner through the
+metagraph), and the load generator (this process). The direct path is what a renter does
+without the proxy: sign a voucher for what it owes, POST to the miner, read the receipt's
+price. The proxy path sends the same body, unsigned, to the proxy, which does the same plus
+selection, receipt verification and the books. Both paths run the same greedy requests,
+alternately, so each figure compares them within one run.
 
 Figures: p50 latency per request at concurrency 1 (``added_p50_ms`` = proxy - direct;
 target <= 2 ms on CPU) and requests per second at concurrency ``--concurrency`` (16:
-target proxy >= 0.9 x direct).
+target proxy >= 0.9 x direct); the proxy's CPU per request (user + system, all threads) and
+its own work per request measured inside it.
+
+The load generator runs apart from the miner: in one process the direct path would cross no
+process boundary (client and server on one event loop) while the proxy path crosses two, so
+the difference would count the machine's process wake-ups, not the proxy.
 """
 
 from __future__ import annotations
@@ -55,6 +61,34 @@ def _process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def _start_role(
+    client: httpx.AsyncClient, name: str, url: str, *args: str, log: Path
+) -> asyncio.subprocess.Process:
+    """``python -m latent ARGS`` in its own process, once ``url``/health answers 200."""
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "latent", *args, stdout=out, stderr=out
+        )
+    for _ in range(1200):
+        try:
+            if (await client.get(url + "/health")).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if process.returncode is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise LatentError(f"`latent {name}` exited during start-up: " + " | ".join(tail))
+        await asyncio.sleep(0.1)
+    process.terminate()
+    raise LatentError(f"`latent {name}` did not answer {url}/health within 120 s")
+
+
+async def _stop(process: asyncio.subprocess.Process | None) -> None:
+    if process is not None and process.returncode is None:
+        process.terminate()
+        await process.wait()
+
+
 async def run_proxy_bench(
     *,
     requests: int = 64,
@@ -66,15 +100,7 @@ async def run_proxy_bench(
     """Run the benchmark (module docs) and return the JSON report."""
     from chain.node import free_port
     from chain.token import ONE
-    from latent.proxy_harness import (
-        MinerSpec,
-        deploy_market,
-        publish,
-        register_miners,
-        serve_miners,
-    )
-    from miner.config import PricingConfig
-    from miner.engine import InferenceEngine
+    from latent.proxy_harness import deploy_market, register_miners
     from miner.tiny_model import build_tiny_model
 
     owner, renter, miner, coldkey, direct_renter = dev_accounts(5)
@@ -85,10 +111,7 @@ async def run_proxy_bench(
         await asyncio.to_thread(register_miners, contracts, owner, coldkey, [miner])
         for who in (renter, direct_renter):
             contracts.token.mint(who.address, 1000 * ONE, sender=owner)
-        path = model_dir or build_tiny_model(work / "model", seed=0)
-        engine = await asyncio.to_thread(
-            InferenceEngine.load, path, device="cpu", max_batch_size=16, model_id="tiny"
-        )
+        path = model_dir or await asyncio.to_thread(build_tiny_model, work / "model", seed=0)
         chain_id = int(w3.eth.chain_id)
         # Direct renter: one pre-opened channel per concurrent worker (the miner's rule).
         channels = []
@@ -106,44 +129,39 @@ async def run_proxy_bench(
         for channel in channels:
             free.put_nowait(channel)
 
-        await engine.start()
+        addresses = (
+            *("--rpc-url", node.rpc_url, "--escrow", contracts.escrow.address),
+            *("--token", contracts.token.address, "--metagraph", contracts.graph.address),
+        )
         limits = httpx.Limits(max_connections=4 * concurrency + 8)
+        miner_process: asyncio.subprocess.Process | None = None
         proxy_process: asyncio.subprocess.Process | None = None
         try:
-            async with (
-                serve_miners(
-                    contracts, engine, [MinerSpec(miner, PricingConfig())], book_dir=work
-                ) as ms,
-                httpx.AsyncClient(limits=limits, timeout=120) as client,
-            ):
-                await asyncio.to_thread(publish, contracts, miner, ms[0].url)
-                # The proxy runs as the renter runs it: `latent renter proxy`, its own process.
-                port = free_port()
-                proxy_process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "latent",
-                    "renter",
-                    "proxy",
-                    *("--rpc-url", node.rpc_url, "--dev-account", "1", "--port", str(port)),
-                    *("--escrow", contracts.escrow.address, "--token", contracts.token.address),
-                    *("--metagraph", contracts.graph.address, "--state-dir", str(work / "r")),
+            async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+                # The miner as miners run it; it publishes its endpoint on the metagraph.
+                miner_url = f"http://127.0.0.1:{free_port()}"
+                miner_process = await _start_role(
+                    client,
+                    "miner run",
+                    miner_url,
+                    *("miner", "run", "--model", str(path), "--model-id", "tiny"),
+                    *("--device", "cpu", "--max-batch-size", str(concurrency)),
+                    *("--port", miner_url.rsplit(":", 1)[1], "--dev-account", "2", *addresses),
+                    *("--voucher-book", str(work / "book.json"), "--settle-interval", "86400"),
+                    log=work / "miner.log",
+                )
+                # The proxy as renters run it.
+                proxy_url = f"http://127.0.0.1:{free_port()}"
+                proxy_process = await _start_role(
+                    client,
+                    "renter proxy",
+                    proxy_url,
+                    *("renter", "proxy", "--port", proxy_url.rsplit(":", 1)[1]),
+                    *("--dev-account", "1", *addresses, "--state-dir", str(work / "r")),
                     *("--channels-per-miner", str(concurrency), "--deposit", "10"),
                     *("--top-up", "10", "--recheck-rate", "0"),
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
+                    log=work / "proxy.log",
                 )
-                proxy_url = f"http://127.0.0.1:{port}"
-                for _ in range(600):
-                    try:
-                        if (await client.get(proxy_url + "/health")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if proxy_process.returncode is not None:
-                        raise LatentError("`latent renter proxy` exited during start-up")
-                    await asyncio.sleep(0.1)
-                miner_url = ms[0].url
 
                 def body(i: int) -> bytes:
                     return json.dumps(
@@ -239,10 +257,8 @@ async def run_proxy_bench(
                     proxy_tp.append(await throughput(via_proxy))
                 health = (await client.get(proxy_url + "/health")).json()
         finally:
-            if proxy_process is not None and proxy_process.returncode is None:
-                proxy_process.terminate()
-                await proxy_process.wait()
-            await engine.stop()
+            await _stop(proxy_process)
+            await _stop(miner_process)
 
     d50 = statistics.median(direct_lat) * 1000
     p50 = statistics.median(proxy_lat) * 1000
