@@ -41,14 +41,16 @@ import inspect
 import math
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import torch
 from eth_utils import keccak
 
 from chain.errors import LatentError
+
+if TYPE_CHECKING:  # imported where used: the wire format needs no torch (renters, the proxy)
+    import torch
 from protocol.sampling import (
     SamplingParams,
     next_uniform,
@@ -82,6 +84,23 @@ MIN_CHUNK_TOPK = 8
 FIELD_PRIME = 65521
 _F16_MAX = 65504.0
 _F16_MAX_FINITE_CODE = 0xFBFF
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _inference_mode(fn: F) -> F:
+    """``@torch.inference_mode()``, importing torch at the first call rather than with this
+    module."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args, **kwargs)
+
+    return cast(F, run)
 
 
 class InvalidProof(LatentError):
@@ -143,6 +162,8 @@ def _round_f16(value: float) -> float:
 def _select_topk(hidden: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
     """Flat indices and float32 values of the ``k`` largest-magnitude entries of ``hidden``
     (chunk_len x d), skipping entries whose index collides modulo FIELD_PRIME."""
+    import torch
+
     flat = hidden.detach().reshape(-1).float()
     k = min(k, flat.numel())
     extra = min(flat.numel(), k + 16)
@@ -309,7 +330,7 @@ def _cache_kwarg(model_type: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-@torch.inference_mode()
+@_inference_mode
 def final_hidden_forward(
     model: Any,
     input_ids: torch.Tensor,
@@ -411,6 +432,8 @@ class ProofTolerances:
         top-k agreement, log-probs <= 0.034; fp16 <= 0.15%, 96-100%, <= 0.008. The values
         below add margin; re-measure them on the GPU the subnet pins (other kernels).
         """
+        import torch
+
         if dtype == torch.float32:
             return cls()
         return cls(
@@ -475,6 +498,8 @@ def _sampling_violation(
 ) -> str | None:
     """Why ``token`` could not have been drawn under ``params`` from ``logits`` (or None),
     whatever the random draw: the membership check behind exact replay."""
+    import torch
+
     scaled = logits.double() / params.temperature
     if params.top_k > 0 and params.top_k < scaled.numel():
         kth = torch.topk(scaled, params.top_k).values[-1].item()
@@ -494,7 +519,7 @@ def _sampling_violation(
     return None
 
 
-@torch.inference_mode()
+@_inference_mode
 def verify_inference(
     model: Any,
     prompt_token_ids: Sequence[int],
@@ -518,6 +543,8 @@ def verify_inference(
     seed, sampled tokens only get the membership check. ``tolerances`` default to
     :meth:`ProofTolerances.for_dtype` of the model's dtype.
     """
+    import torch
+
     tol = tolerances or ProofTolerances.for_dtype(next(model.parameters()).dtype)
     n = len(output_token_ids)
     if n == 0 or proof.num_tokens != n or len(proof.token_logprobs) != n:

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from chain.errors import LatentError
+
+if TYPE_CHECKING:  # imported where used: request checks need no torch (renters, the proxy)
+    import torch
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
@@ -127,16 +129,22 @@ class SamplingParams:
 
 def request_generator(seed: int) -> torch.Generator:
     """The per-request CPU generator every draw of a sampled request comes from."""
+    import torch
+
     return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def next_uniform(generator: torch.Generator) -> float:
     """The next uniform in [0, 1) of a request (one per generated token)."""
+    import torch
+
     return float(torch.rand((), generator=generator, dtype=torch.float64).item())
 
 
 def sampling_cdf(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     """Float64 CDF, in vocabulary order, of the distribution ``params`` samples from."""
+    import torch
+
     scaled = logits.float() / params.temperature
     vocab = scaled.shape[-1]
     if 0 < params.top_k < vocab:
@@ -155,6 +163,8 @@ def sampling_cdf(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
 
 def pick_token(cdf: torch.Tensor, u: float) -> int:
     """The token whose CDF interval contains ``u * total`` (inverse CDF)."""
+    import torch
+
     target = torch.tensor([u * cdf[-1].item()], dtype=torch.float64, device=cdf.device)
     token = int(torch.searchsorted(cdf, target, right=True).item())
     return min(token, cdf.shape[-1] - 1)
