@@ -12,7 +12,8 @@ alternately, so each figure compares them within one run.
 Figures: p50 latency per request at concurrency 1 (``added_p50_ms`` = proxy - direct;
 target <= 2 ms on CPU) and requests per second at concurrency ``--concurrency`` (16:
 target proxy >= 0.9 x direct); the proxy's CPU per request (user + system, all threads) and
-its own work per request measured inside it.
+its own work per request measured inside it; at concurrency 16, the miner's CPU per request on
+each path next to the proxy's (on a CPU-only box the three share the cores).
 
 The load generator runs apart from the miner: in one process the direct path would cross no
 process boundary (client and server on one event loop) while the proxy path crosses two, so
@@ -81,6 +82,12 @@ async def _start_role(
         await asyncio.sleep(0.1)
     process.terminate()
     raise LatentError(f"`latent {name}` did not answer {url}/health within 120 s")
+
+
+def _cpu_s(*processes: asyncio.subprocess.Process) -> tuple[float, ...] | None:
+    """CPU seconds of each process so far, ``None`` where ``/proc`` cannot tell."""
+    seconds = [_process_cpu_s(p.pid) for p in processes]
+    return None if None in seconds else tuple(s for s in seconds if s is not None)
 
 
 async def _stop(process: asyncio.subprocess.Process | None) -> None:
@@ -245,6 +252,8 @@ async def run_proxy_bench(
                 direct_tp: list[dict[str, float]] = []
                 proxy_tp: list[dict[str, float]] = []
                 proxy_cpu: list[float] = []
+                #: per request at concurrency 16: miner (direct), miner (via proxy), proxy
+                c16_cpu: list[tuple[float, float, float]] = []
                 for _ in range(rounds):
                     cpu_before = _process_cpu_s(proxy_process.pid)
                     for i in range(requests):
@@ -253,8 +262,19 @@ async def run_proxy_bench(
                     cpu_after = _process_cpu_s(proxy_process.pid)
                     if cpu_before is not None and cpu_after is not None:
                         proxy_cpu.append((cpu_after - cpu_before) / requests)
+                    before = _cpu_s(miner_process, proxy_process)
                     direct_tp.append(await throughput(direct))
+                    between = _cpu_s(miner_process, proxy_process)
                     proxy_tp.append(await throughput(via_proxy))
+                    after = _cpu_s(miner_process, proxy_process)
+                    if before and between and after:
+                        c16_cpu.append(
+                            (
+                                (between[0] - before[0]) / requests,
+                                (after[0] - between[0]) / requests,
+                                (after[1] - between[1]) / requests,
+                            )
+                        )
                 health = (await client.get(proxy_url + "/health")).json()
         finally:
             await _stop(proxy_process)
@@ -297,6 +317,10 @@ async def run_proxy_bench(
             "proxy_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in proxy_tp), 1),
             "direct_p50_ms": round(statistics.median(r["p50_ms"] for r in direct_tp), 2),
             "proxy_p50_ms": round(statistics.median(r["p50_ms"] for r in proxy_tp), 2),
+            # CPU per request in these runs (ms): the miner's on each path (the proxy's
+            # staggered arrivals make its continuous batching admit smaller groups) and the
+            # proxy's own, both taken from the same two cores
+            **_cpu_medians(c16_cpu),
         },
         "targets": {
             "added_p50_ms_max": ADDED_P50_TARGET_MS,
@@ -305,6 +329,18 @@ async def run_proxy_bench(
             "throughput_met": p_rps / d_rps >= THROUGHPUT_RATIO_TARGET,
         },
         "proxy_spent_base_units": health.get("spent"),
+    }
+
+
+def _cpu_medians(samples: list[tuple[float, float, float]]) -> dict[str, float | None]:
+    names = (
+        "miner_cpu_ms_per_request_direct",
+        "miner_cpu_ms_per_request_proxy",
+        "proxy_cpu_ms_per_request",
+    )
+    return {
+        name: round(statistics.median(s[i] for s in samples) * 1000, 3) if samples else None
+        for i, name in enumerate(names)
     }
 
 
