@@ -174,5 +174,8 @@ def test_bench_proxy_reports_overhead_and_throughput(tmp_path: Path) -> None:
     assert latency["in_proxy_p50_ms"] is not None and latency["in_proxy_p50_ms"] >= 0
     throughput = report["throughput_c2"]
     assert throughput["direct_rps"] > 0 and throughput["proxy_rps"] > 0
+    for cpu in ("miner_cpu_ms_per_request_direct", "miner_cpu_ms_per_request_proxy"):
+        assert throughput[cpu] > 0  # the miner runs in its own process (Linux /proc)
+    assert throughput["proxy_cpu_ms_per_request"] > 0
     assert int(report["proxy_spent_base_units"]) > 0
     assert set(report["targets"]) >= {"added_p50_met", "throughput_met"}

@@ -4,18 +4,22 @@ balance is lost (every channel settles to exactly its receipts and refunds the r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from eth_account.signers.local import LocalAccount
 from faults import KillableRelay, ReceiptForger
-from market_env import CHEAP, DEAR, Env, run_market, stream_text
+from market_env import API_KEY, CHEAP, DEAR, Env, run_market, stream_text
 from web3 import Web3
 
 from chain.funding import EscrowFunder
+from chain.node import free_port
 from chain.receipts import Receipt
 from chain.token import SubnetTokenClient
 from latent.proxy_harness import MinerSpec, ServedMiner
@@ -234,6 +238,77 @@ def test_restarting_the_proxy_keeps_every_channel_and_pays_nothing_twice(
         for cid, record in after.items():
             assert record.owed >= before[cid].owed
         assert sum(r.requests for r in after.values()) == 6
+        _check_books_settle_exactly(env)
+
+    run_market(w3, token, accounts, proxy_engine, tmp_path, scenario)
+
+
+def test_a_killed_proxy_process_loses_no_receipt_and_pays_nothing_twice(
+    w3: Web3,
+    token: SubnetTokenClient,
+    accounts: list[LocalAccount],
+    fresh_chain: Web3,
+    proxy_engine: InferenceEngine,
+    tmp_path: Path,
+) -> None:
+    """``latent renter proxy`` as users run it, killed with SIGKILL (no shutdown, no final
+    fsync) after serving, then started again over the same books."""
+    rpc = w3.provider.endpoint_uri  # type: ignore[attr-defined]
+
+    async def scenario(env: Env) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        args = (
+            *("-m", "latent", "renter", "proxy", "--port", url.rsplit(":", 1)[1]),
+            *("--rpc-url", rpc, "--dev-account", "1", "--state-dir", str(env.state_dir)),
+            *("--escrow", env.contracts.escrow.address, "--token", env.contracts.token.address),
+            *("--metagraph", env.contracts.graph.address, "--api-key", API_KEY),
+            *("--deposit", "1", "--top-up", "1", "--channels-per-miner", "2"),
+            *("--recheck-rate", "0"),
+        )
+
+        async def start() -> asyncio.subprocess.Process:
+            log = (tmp_path / "proxy.log").open("ab")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, *args, stdout=log, stderr=log
+            )
+            for _ in range(600):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await env.http.get(url + "/health")).status_code == 200:
+                        return process
+                assert process.returncode is None, (tmp_path / "proxy.log").read_text()
+                await asyncio.sleep(0.1)
+            raise AssertionError("the proxy did not start")
+
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
+        first = await start()
+        for i in range(3):
+            await client.completions.create(
+                model="tiny", prompt=f"before {i}", max_tokens=6, temperature=0
+            )
+        first.kill()
+        await first.wait()
+        assert len(env.store.read_receipts()) == 3  # every answer served was booked
+        before = {r.channel_id: r for r in env.store.load_channels()}
+        assert sum(r.requests for r in before.values()) == 3
+        balance = env.contracts.token.balance_of(env.renter.address)
+
+        second = await start()
+        try:
+            for i in range(3):
+                stream = await client.completions.create(
+                    model="tiny", prompt=f"after {i}", max_tokens=6, temperature=0, stream=True
+                )
+                await stream_text(stream)
+        finally:
+            second.terminate()
+            await second.wait()
+        after = {r.channel_id: r for r in env.store.load_channels()}
+        assert set(after) == set(before)  # no channel opened anew, none lost
+        assert all(r.status == "open" for r in after.values())  # no voucher was refused
+        assert env.contracts.token.balance_of(env.renter.address) == balance  # no new deposit
+        assert sum(r.requests for r in after.values()) == 6
+        for cid, record in before.items():
+            assert after[cid].owed >= record.owed
         _check_books_settle_exactly(env)
 
     run_market(w3, token, accounts, proxy_engine, tmp_path, scenario)
