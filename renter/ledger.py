@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, replace
@@ -182,6 +183,7 @@ class LedgerStore:
         self.receipts_path = self.state_dir / "receipts.jsonl"
         self.stats_path = self.state_dir / "stats.json"
         self._log_fd: int | None = None
+        self._sync_lock = threading.Lock()
 
     def channel_path(self, channel_id: bytes) -> Path:
         return self.channels_dir / f"0x{channel_id.hex()}.json"
@@ -230,17 +232,19 @@ class LedgerStore:
 
     def sync_receipts(self) -> None:
         """fsync the receipt log (blocking: call it off the event loop)."""
-        if self._log_fd is not None:
-            os.fsync(self._log_fd)
+        with self._sync_lock:  # never on a descriptor that close() released
+            if self._log_fd is not None:
+                os.fsync(self._log_fd)
 
     def close(self) -> None:
-        """Sync and close the receipt log."""
-        if self._log_fd is not None:
-            fd, self._log_fd = self._log_fd, None
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        """Sync and close the receipt log (after any fsync in progress)."""
+        with self._sync_lock:
+            if self._log_fd is not None:
+                fd, self._log_fd = self._log_fd, None
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def read_receipts(self) -> list[dict[str, Any]]:
         """Every logged receipt entry (a torn last line from a crash is skipped)."""
