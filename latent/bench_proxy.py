@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -37,11 +36,11 @@ import httpx
 import typer
 
 from chain.cli_options import JsonOpt
-from chain.errors import LatentError
 from chain.keys import dev_accounts
 from chain.node import AnvilNode
 from chain.receipts import Receipt
 from chain.vouchers import encode_voucher_header, sign_voucher
+from latent.processes import RoleProcess, Supervisor, latent_command
 from protocol.headers import VOUCHER_HEADER
 
 ADDED_P50_TARGET_MS = 2.0
@@ -62,38 +61,19 @@ def _process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _start_role(
-    client: httpx.AsyncClient, name: str, url: str, *args: str, log: Path
-) -> asyncio.subprocess.Process:
-    """``python -m latent ARGS`` in its own process, once ``url``/health answers 200."""
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "latent", *args, stdout=out, stderr=out
-        )
-    for _ in range(1200):
-        try:
-            if (await client.get(url + "/health")).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        if process.returncode is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise LatentError(f"`latent {name}` exited during start-up: " + " | ".join(tail))
-        await asyncio.sleep(0.1)
-    process.terminate()
-    raise LatentError(f"`latent {name}` did not answer {url}/health within 120 s")
+async def _start(roles: Supervisor, name: str, url: str, *args: str, log: Path) -> int:
+    """``latent ARGS`` in its own process (stopped with ``roles``), once ``url``/health
+    answers; its pid."""
+    role = roles.start(RoleProcess(name, latent_command(*args), log, ready_url=url + "/health"))
+    await asyncio.to_thread(role.wait_ready, 120.0)
+    assert role.proc is not None
+    return role.proc.pid
 
 
-def _cpu_s(*processes: asyncio.subprocess.Process) -> tuple[float, ...] | None:
+def _cpu_s(*pids: int) -> tuple[float, ...] | None:
     """CPU seconds of each process so far, ``None`` where ``/proc`` cannot tell."""
-    seconds = [_process_cpu_s(p.pid) for p in processes]
+    seconds = [_process_cpu_s(pid) for pid in pids]
     return None if None in seconds else tuple(s for s in seconds if s is not None)
-
-
-async def _stop(process: asyncio.subprocess.Process | None) -> None:
-    if process is not None and process.returncode is None:
-        process.terminate()
-        await process.wait()
 
 
 async def run_proxy_bench(
@@ -141,34 +121,32 @@ async def run_proxy_bench(
             *("--token", contracts.token.address, "--metagraph", contracts.graph.address),
         )
         limits = httpx.Limits(max_connections=4 * concurrency + 8)
-        miner_process: asyncio.subprocess.Process | None = None
-        proxy_process: asyncio.subprocess.Process | None = None
-        try:
+        with Supervisor() as roles:
+            # The miner as miners run it; it publishes its endpoint on the metagraph.
+            miner_url = f"http://127.0.0.1:{free_port()}"
+            miner_pid = await _start(
+                roles,
+                "latent miner run",
+                miner_url,
+                *("miner", "run", "--model", str(path), "--model-id", "tiny"),
+                *("--device", "cpu", "--max-batch-size", str(concurrency)),
+                *("--port", miner_url.rsplit(":", 1)[1], "--dev-account", "2", *addresses),
+                *("--voucher-book", str(work / "book.json"), "--settle-interval", "86400"),
+                log=work / "miner.log",
+            )
+            # The proxy as renters run it.
+            proxy_url = f"http://127.0.0.1:{free_port()}"
+            proxy_pid = await _start(
+                roles,
+                "latent renter proxy",
+                proxy_url,
+                *("renter", "proxy", "--port", proxy_url.rsplit(":", 1)[1]),
+                *("--dev-account", "1", *addresses, "--state-dir", str(work / "r")),
+                *("--channels-per-miner", str(concurrency), "--deposit", "10"),
+                *("--top-up", "10", "--recheck-rate", "0"),
+                log=work / "proxy.log",
+            )
             async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-                # The miner as miners run it; it publishes its endpoint on the metagraph.
-                miner_url = f"http://127.0.0.1:{free_port()}"
-                miner_process = await _start_role(
-                    client,
-                    "miner run",
-                    miner_url,
-                    *("miner", "run", "--model", str(path), "--model-id", "tiny"),
-                    *("--device", "cpu", "--max-batch-size", str(concurrency)),
-                    *("--port", miner_url.rsplit(":", 1)[1], "--dev-account", "2", *addresses),
-                    *("--voucher-book", str(work / "book.json"), "--settle-interval", "86400"),
-                    log=work / "miner.log",
-                )
-                # The proxy as renters run it.
-                proxy_url = f"http://127.0.0.1:{free_port()}"
-                proxy_process = await _start_role(
-                    client,
-                    "renter proxy",
-                    proxy_url,
-                    *("renter", "proxy", "--port", proxy_url.rsplit(":", 1)[1]),
-                    *("--dev-account", "1", *addresses, "--state-dir", str(work / "r")),
-                    *("--channels-per-miner", str(concurrency), "--deposit", "10"),
-                    *("--top-up", "10", "--recheck-rate", "0"),
-                    log=work / "proxy.log",
-                )
 
                 def body(i: int) -> bytes:
                     return json.dumps(
@@ -255,18 +233,18 @@ async def run_proxy_bench(
                 #: per request at concurrency 16: miner (direct), miner (via proxy), proxy
                 c16_cpu: list[tuple[float, float, float]] = []
                 for _ in range(rounds):
-                    cpu_before = _process_cpu_s(proxy_process.pid)
+                    cpu_before = _process_cpu_s(proxy_pid)
                     for i in range(requests):
                         direct_lat.append(await timed(direct, i))
                         proxy_lat.append(await timed(via_proxy, i))
-                    cpu_after = _process_cpu_s(proxy_process.pid)
+                    cpu_after = _process_cpu_s(proxy_pid)
                     if cpu_before is not None and cpu_after is not None:
                         proxy_cpu.append((cpu_after - cpu_before) / requests)
-                    before = _cpu_s(miner_process, proxy_process)
+                    before = _cpu_s(miner_pid, proxy_pid)
                     direct_tp.append(await throughput(direct))
-                    between = _cpu_s(miner_process, proxy_process)
+                    between = _cpu_s(miner_pid, proxy_pid)
                     proxy_tp.append(await throughput(via_proxy))
-                    after = _cpu_s(miner_process, proxy_process)
+                    after = _cpu_s(miner_pid, proxy_pid)
                     if before and between and after:
                         c16_cpu.append(
                             (
@@ -276,9 +254,6 @@ async def run_proxy_bench(
                             )
                         )
                 health = (await client.get(proxy_url + "/health")).json()
-        finally:
-            await _stop(proxy_process)
-            await _stop(miner_process)
 
     d50 = statistics.median(direct_lat) * 1000
     p50 = statistics.median(proxy_lat) * 1000

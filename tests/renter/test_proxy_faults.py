@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -22,6 +20,7 @@ from chain.funding import EscrowFunder
 from chain.node import free_port
 from chain.receipts import Receipt
 from chain.token import SubnetTokenClient
+from latent.processes import RoleProcess, latent_command
 from latent.proxy_harness import MinerSpec, ServedMiner
 from miner.engine import InferenceEngine
 from renter.closing import close_channels
@@ -257,51 +256,48 @@ def test_a_killed_proxy_process_loses_no_receipt_and_pays_nothing_twice(
 
     async def scenario(env: Env) -> None:
         url = f"http://127.0.0.1:{free_port()}"
-        args = (
-            *("-m", "latent", "renter", "proxy", "--port", url.rsplit(":", 1)[1]),
-            *("--rpc-url", rpc, "--dev-account", "1", "--state-dir", str(env.state_dir)),
-            *("--escrow", env.contracts.escrow.address, "--token", env.contracts.token.address),
-            *("--metagraph", env.contracts.graph.address, "--api-key", API_KEY),
-            *("--deposit", "1", "--top-up", "1", "--channels-per-miner", "2"),
-            *("--recheck-rate", "0"),
+        proxy = RoleProcess(
+            "latent renter proxy",
+            latent_command(
+                *("renter", "proxy", "--port", url.rsplit(":", 1)[1]),
+                *("--rpc-url", rpc, "--dev-account", "1", "--state-dir", str(env.state_dir)),
+                *("--escrow", env.contracts.escrow.address),
+                *("--token", env.contracts.token.address),
+                *("--metagraph", env.contracts.graph.address, "--api-key", API_KEY),
+                *("--deposit", "1", "--top-up", "1", "--channels-per-miner", "2"),
+                *("--recheck-rate", "0"),
+            ),
+            tmp_path / "proxy.log",
+            ready_url=url + "/health",
         )
 
-        async def start() -> asyncio.subprocess.Process:
-            log = (tmp_path / "proxy.log").open("ab")
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, *args, stdout=log, stderr=log
-            )
-            for _ in range(600):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await env.http.get(url + "/health")).status_code == 200:
-                        return process
-                assert process.returncode is None, (tmp_path / "proxy.log").read_text()
-                await asyncio.sleep(0.1)
-            raise AssertionError("the proxy did not start")
+        async def start() -> None:
+            proxy.start()
+            await asyncio.to_thread(proxy.wait_ready, 60.0)
 
         client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
-        first = await start()
-        for i in range(3):
-            await client.completions.create(
-                model="tiny", prompt=f"before {i}", max_tokens=6, temperature=0
-            )
-        first.kill()
-        await first.wait()
-        assert len(env.store.read_receipts()) == 3  # every answer served was booked
-        before = {r.channel_id: r for r in env.store.load_channels()}
-        assert sum(r.requests for r in before.values()) == 3
-        balance = env.contracts.token.balance_of(env.renter.address)
-
-        second = await start()
         try:
+            await start()
+            for i in range(3):
+                await client.completions.create(
+                    model="tiny", prompt=f"before {i}", max_tokens=6, temperature=0
+                )
+            assert proxy.proc is not None
+            proxy.proc.kill()  # SIGKILL
+            proxy.proc.wait()
+            assert len(env.store.read_receipts()) == 3  # every answer served was booked
+            before = {r.channel_id: r for r in env.store.load_channels()}
+            assert sum(r.requests for r in before.values()) == 3
+            balance = env.contracts.token.balance_of(env.renter.address)
+
+            await start()
             for i in range(3):
                 stream = await client.completions.create(
                     model="tiny", prompt=f"after {i}", max_tokens=6, temperature=0, stream=True
                 )
                 await stream_text(stream)
         finally:
-            second.terminate()
-            await second.wait()
+            await asyncio.to_thread(proxy.stop)  # SIGTERM: a graceful stop
         after = {r.channel_id: r for r in env.store.load_channels()}
         assert set(after) == set(before)  # no channel opened anew, none lost
         assert all(r.status == "open" for r in after.values())  # no voucher was refused
