@@ -36,9 +36,7 @@ from protocol.headers import NONCE_HEADER, SIGNATURE_HEADER, VALIDATOR_HEADER, V
 from protocol.openai import (
     ApiError,
     ChatBody,
-    ChatCompletion,
     ChatCompletionChunk,
-    Completion,
     CompletionBody,
     CompletionChunk,
     ModelCard,
@@ -47,10 +45,9 @@ from protocol.openai import (
 from protocol.sampling import InvalidRequest
 from protocol.serving import (
     complete_openapi,
+    completion_route,
     error_responses,
-    event_stream_response,
     install_openai_errors,
-    json_body,
 )
 
 __all__ = ["Engine", "MinerServer", "create_app"]
@@ -86,10 +83,6 @@ _ACCESS_HEADERS: list[dict[str, Any]] = [
         for name in (VALIDATOR_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
     ),
 ]
-
-
-def _completion_route(body: type[CompletionBody | ChatBody]) -> dict[str, Any]:
-    return {"parameters": _ACCESS_HEADERS, **json_body(body)}
 
 
 class _MetricsMiddleware:
@@ -170,30 +163,26 @@ def create_app(
 
     @app.post(
         "/v1/completions",
-        summary="Create a completion",
-        response_class=JSONResponse,
-        responses={
-            **event_stream_response(
-                Completion, CompletionChunk, "The completion, with its receipt and proof."
-            ),
-            **error_responses(*COMPLETION_ERRORS),
-        },
-        openapi_extra=_completion_route(CompletionBody),
+        **completion_route(
+            "text",
+            summary="Create a completion",
+            description="The completion, with its receipt and proof.",
+            errors=COMPLETION_ERRORS,
+            parameters=_ACCESS_HEADERS,
+        ),
     )
     async def completions(request: Request) -> Response:
         return await server.complete(request, "text")
 
     @app.post(
         "/v1/chat/completions",
-        summary="Create a chat completion",
-        response_class=JSONResponse,
-        responses={
-            **event_stream_response(
-                ChatCompletion, ChatCompletionChunk, "The chat completion, with its receipt."
-            ),
-            **error_responses(*COMPLETION_ERRORS),
-        },
-        openapi_extra=_completion_route(ChatBody),
+        **completion_route(
+            "chat",
+            summary="Create a chat completion",
+            description="The chat completion, with its receipt.",
+            errors=COMPLETION_ERRORS,
+            parameters=_ACCESS_HEADERS,
+        ),
     )
     async def chat_completions(request: Request) -> Response:
         return await server.complete(request, "chat")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -24,14 +24,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from chain.errors import LatentError
-from protocol.openai import ApiError, ErrorResponse
+from protocol.openai import (
+    ApiError,
+    ChatBody,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    CompletionBody,
+    CompletionChunk,
+    ErrorResponse,
+)
 
 __all__ = [
     "KEEP_ALIVE_S",
     "complete_openapi",
+    "completion_route",
     "error_responses",
     "event_stream_response",
     "install_openai_errors",
+    "internal_error",
     "json_body",
     "run_async",
     "schema_ref",
@@ -118,7 +129,13 @@ def install_openai_errors(app: FastAPI, *, internal: str = "Internal error") -> 
 
     @app.exception_handler(Exception)
     async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
-        return ApiError(500, f"{internal}: {type(exc).__name__}", type="server_error").response()
+        return internal_error(internal, exc).response()
+
+
+def internal_error(internal: str, exc: Exception) -> ApiError:
+    """The 500 for an unexpected exception: named ``internal`` and the exception's type, no
+    message and no traceback (they may hold secrets)."""
+    return ApiError(500, f"{internal}: {type(exc).__name__}", type="server_error")
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:
@@ -209,6 +226,37 @@ def event_stream_response(
             "description": description,
             "content": {"text/event-stream": {"schema": event}},
         }
+    }
+
+
+def completion_route(
+    kind: Literal["text", "chat"],
+    *,
+    summary: str,
+    description: str,
+    errors: Iterable[int],
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``app.post`` keyword arguments documenting an OpenAI completion route (``text``:
+    ``/v1/completions``, ``chat``: ``/v1/chat/completions``): its JSON body, its answer as JSON
+    or server-sent events (``description``), each error status, and extra ``parameters``
+    (headers). The route reads its body itself; :func:`complete_openapi` adds the models."""
+    body, answer, chunk = (
+        (CompletionBody, Completion, CompletionChunk)
+        if kind == "text"
+        else (ChatBody, ChatCompletion, ChatCompletionChunk)
+    )
+    extra = json_body(body)
+    if parameters:
+        extra = {"parameters": parameters, **extra}
+    return {
+        "summary": summary,
+        "response_class": JSONResponse,
+        "responses": {
+            **event_stream_response(answer, chunk, description),
+            **error_responses(*errors),
+        },
+        "openapi_extra": extra,
     }
 
 

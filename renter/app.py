@@ -17,29 +17,29 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chain.token import format_tokens
 from protocol.openai import (
     ApiError,
     ChatBody,
-    ChatCompletion,
     ChatCompletionChunk,
-    Completion,
     CompletionBody,
     CompletionChunk,
 )
 from protocol.serving import (
     complete_openapi,
-    error_responses,
-    event_stream_response,
+    completion_route,
     install_openai_errors,
-    json_body,
+    internal_error,
 )
 from renter.proxy import Kind, Relay, RenterProxy
 
 log = logging.getLogger("latent.renter")
+
+#: How the proxy names its 500s.
+INTERNAL = "Internal proxy error"
 
 #: What the proxy answers on its completion routes (OpenAPI).
 COMPLETION_ERRORS = (400, 401, 402, 404, 413, 429, 500, 502, 503)
@@ -94,9 +94,7 @@ class ProxyApp:
             response = exc.response()
         except Exception as exc:  # the FastAPI app's rule: OpenAI's shape, no traceback
             log.exception("internal proxy error")
-            response = ApiError(
-                500, f"Internal proxy error: {type(exc).__name__}", type="server_error"
-            ).response()
+            response = internal_error(INTERNAL, exc).response()
         await response(scope, receive, send)
 
 
@@ -115,36 +113,28 @@ def create_proxy_app(proxy: RenterProxy, *, manage: bool = True) -> ProxyApp:
 
     app = FastAPI(title="Latent renter proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
 
-    install_openai_errors(app, internal="Internal proxy error")
+    install_openai_errors(app, internal=INTERNAL)
 
     @app.post(
         "/v1/completions",
-        summary="Create a completion, paid per token to the best miner",
-        response_class=JSONResponse,
-        responses={
-            **event_stream_response(
-                Completion, CompletionChunk, "The miner's completion, with its receipt."
-            ),
-            **error_responses(*COMPLETION_ERRORS),
-        },
-        openapi_extra=json_body(CompletionBody),
+        **completion_route(
+            "text",
+            summary="Create a completion, paid per token to the best miner",
+            description="The miner's completion, with its receipt.",
+            errors=COMPLETION_ERRORS,
+        ),
     )
     async def completions(request: Request) -> Response:
         return await complete(proxy, request, "text")
 
     @app.post(
         "/v1/chat/completions",
-        summary="Create a chat completion, paid per token to the best miner",
-        response_class=JSONResponse,
-        responses={
-            **event_stream_response(
-                ChatCompletion,
-                ChatCompletionChunk,
-                "The miner's chat completion, with its receipt.",
-            ),
-            **error_responses(*COMPLETION_ERRORS),
-        },
-        openapi_extra=json_body(ChatBody),
+        **completion_route(
+            "chat",
+            summary="Create a chat completion, paid per token to the best miner",
+            description="The miner's chat completion, with its receipt.",
+            errors=COMPLETION_ERRORS,
+        ),
     )
     async def chat_completions(request: Request) -> Response:
         return await complete(proxy, request, "chat")
