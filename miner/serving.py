@@ -32,7 +32,6 @@ from eth_utils import keccak
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.requests import ClientDisconnect
 
 from chain.errors import LatentError
 from chain.receipts import Receipt, encode_receipt_header, output_hash, sign_receipt
@@ -59,6 +58,7 @@ from protocol.openai import (
     unsupported_option,
 )
 from protocol.sampling import InvalidRequest, SamplingParams
+from protocol.serving import read_body
 
 __all__ = ["Engine", "MinerHealth", "MinerServer"]
 
@@ -192,33 +192,10 @@ class MinerServer:
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, enforcing the size limit (before parsing) and the read timeout."""
-        limit = self.config.server.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                declared_size = int(declared)
-            except ValueError:
-                raise ApiError(400, "Content-Length is not an integer.") from None
-            if declared_size > limit:
-                raise _too_large(limit)
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(self.config.server.body_read_timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise ApiError(
-                408,
-                f"Request body not received within {self.config.server.body_read_timeout_s:g} s.",
-                code="request_timeout",
-            ) from None
-        except ClientDisconnect:
-            raise ApiError(400, "Client disconnected while sending the body.") from None
-        return b"".join(chunks)
+        server = self.config.server
+        return await read_body(
+            request, limit=server.max_body_bytes, timeout_s=server.body_read_timeout_s
+        )
 
     async def prepare(self, request: Request, schema: type[SamplingBody]) -> _Prepared:
         """Read, parse and validate a completion or chat request."""
@@ -544,14 +521,6 @@ class MinerServer:
                 if delivered_tokens:
                     charge = self.price(access, len(prepared.prompt_token_ids), delivered_tokens)
                 self.settle_access(access, charge)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        f"Request body larger than {limit} bytes; shorten the prompt.",
-        code="request_too_large",
-    )
 
 
 def _vocab_size(engine: Engine) -> int | None:

@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp
 
 from chain.errors import LatentError
@@ -44,6 +45,7 @@ __all__ = [
     "install_openai_errors",
     "internal_error",
     "json_body",
+    "read_body",
     "run_async",
     "schema_ref",
     "serve_in_loop",
@@ -136,6 +138,44 @@ def internal_error(internal: str, exc: Exception) -> ApiError:
     """The 500 for an unexpected exception: named ``internal`` and the exception's type, no
     message and no traceback (they may hold secrets)."""
     return ApiError(500, f"{internal}: {type(exc).__name__}", type="server_error")
+
+
+async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
+    """A route's request body: 413 once it (or its declared ``Content-Length``) passes
+    ``limit`` bytes, before more is buffered; 408 when it takes over ``timeout_s``; 400 for
+    a client that left mid-body. Raises :class:`ApiError`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            declared_size = int(declared)
+        except ValueError:
+            raise ApiError(400, "Content-Length is not an integer.") from None
+        if declared_size > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408, f"Request body not received within {timeout_s:g} s.", code="request_timeout"
+        ) from None
+    except ClientDisconnect:
+        raise ApiError(400, "Client disconnected while sending the body.") from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"Request body larger than {limit} bytes; shorten the prompt.",
+        code="request_too_large",
+    )
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:

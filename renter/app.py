@@ -33,6 +33,7 @@ from protocol.serving import (
     completion_route,
     install_openai_errors,
     internal_error,
+    read_body,
 )
 from renter.proxy import Kind, Relay, RenterProxy
 
@@ -42,7 +43,7 @@ log = logging.getLogger("latent.renter")
 INTERNAL = "Internal proxy error"
 
 #: What the proxy answers on its completion routes (OpenAPI).
-COMPLETION_ERRORS = (400, 401, 402, 404, 413, 429, 500, 502, 503)
+COMPLETION_ERRORS = (400, 401, 402, 404, 408, 413, 429, 500, 502, 503)
 
 _KINDS: dict[str, Kind] = {"/v1/completions": "text", "/v1/chat/completions": "chat"}
 
@@ -66,7 +67,11 @@ def _check_key(proxy: RenterProxy, request: Request) -> None:
 async def complete(proxy: RenterProxy, request: Request, kind: Kind) -> Response:
     """One completion request's response (raises :class:`ApiError`)."""
     _check_key(proxy, request)
-    result = await proxy.handle(kind, await request.body())
+    config = proxy.config
+    raw = await read_body(
+        request, limit=config.max_body_bytes, timeout_s=config.body_read_timeout_s
+    )
+    result = await proxy.handle(kind, raw)
     if isinstance(result, Relay):
         return Response(result.body, status_code=result.status, headers=result.headers)
     return StreamingResponse(

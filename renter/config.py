@@ -90,8 +90,10 @@ class ProxyConfig:
     retry_after_s: int = 1
     #: Seconds between refreshes of the miner list (metagraph + ``/v1/models``).
     refresh_interval_s: float = 30.0
-    #: Largest accepted request body (bytes).
+    #: Largest accepted request body (bytes): 413 before more is read.
     max_body_bytes: int = 1 << 20
+    #: Seconds allowed to receive a request body; slower clients get 408.
+    body_read_timeout_s: float = 10.0
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     channels: ChannelConfig = field(default_factory=ChannelConfig)
     spend: SpendConfig = field(default_factory=SpendConfig)

@@ -21,8 +21,8 @@ from renter.proxy import Relay, RenterProxy
 class _Proxy:
     """What the app uses of a :class:`RenterProxy`: its config, ``handle`` and the books."""
 
-    def __init__(self, answer: Any, *, api_keys: tuple[str, ...] = ()) -> None:
-        self.config = ProxyConfig(api_keys=api_keys)
+    def __init__(self, answer: Any, *, api_keys: tuple[str, ...] = (), **config: Any) -> None:
+        self.config = ProxyConfig(api_keys=api_keys, **config)
         self.answer = answer
         self.seen: list[tuple[str, bytes]] = []
         self.offers: list[Any] = []
@@ -86,6 +86,22 @@ def test_an_unexpected_failure_is_a_500_without_traceback() -> None:
     assert error["type"] == "server_error"
     assert error["message"] == "Internal proxy error: RuntimeError"
     assert "secret detail" not in response.text
+
+
+def test_an_oversized_body_is_refused_before_it_is_read_whole() -> None:
+    proxy = _Proxy(Relay(200, b"{}"), max_body_bytes=64)
+    fits = _call(proxy, "POST", "/v1/completions", content=b"x" * 64)
+    assert fits.status_code == 200
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for _ in range(4):
+            yield b"x" * 40
+
+    for body in (b"x" * 65, chunks()):
+        refused = _call(proxy, "POST", "/v1/chat/completions", content=body)
+        assert refused.status_code == 413
+        assert refused.json()["error"]["code"] == "request_too_large"
+    assert len(proxy.seen) == 1  # refused bodies never reach the proxy
 
 
 def test_api_keys_guard_the_bare_routes() -> None:
