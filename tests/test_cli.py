@@ -75,3 +75,19 @@ def test_usage_error_is_one_line_from_the_console_entry_point() -> None:
     result = latent("renter", "open", "--amount", "5")
     assert result.returncode == 2
     assert_one_line_error(result, "Missing option '--miner'", "(see 'latent renter open -h')")
+
+
+def test_renter_and_dashboard_code_does_not_load_torch() -> None:
+    """The proxy, the dashboard and ``latent -h`` import the wire format, never torch (2 s)."""
+    code = (
+        "import sys, latent.cli, latent.dashboard.app, renter.app, renter.proxy_cli; "
+        "import protocol.openai, protocol.proof, protocol.sampling; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_serving_commands_offer_an_access_log() -> None:
+    for command in (["miner", "run"], ["renter", "proxy"]):
+        result = latent(*command, "--help")
+        assert result.returncode == 0 and "--access-log" in result.stdout
