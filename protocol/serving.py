@@ -58,8 +58,9 @@ T = TypeVar("T")
 #: Seconds an idle keep-alive connection stays open: above the clients' own idle limits
 #: (httpx 5 s, aiohttp 15 s), so the client always closes first. uvicorn's default, 5 s,
 #: equals httpx's: a server closing an idle connection just as the client reuses it fails
-#: that request (``httpx.ReadError``, aiohttp's ``ServerDisconnectedError``).
-KEEP_ALIVE_S = 75
+#: that request (``httpx.ReadError``, aiohttp's ``ServerDisconnectedError``). No longer than
+#: that: a public miner holds every idle connection this long.
+KEEP_ALIVE_S = 20
 
 
 def uvicorn_config(
