@@ -8,19 +8,64 @@ says what to do instead of guessing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from chain.errors import LatentError
 
-__all__ = ["StateFileError", "read_json", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "DirectoryLock",
+    "DirectoryLocked",
+    "StateFileError",
+    "read_json",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 class StateFileError(LatentError):
     """A state file that cannot be read, or has another schema version."""
+
+
+class DirectoryLocked(LatentError):
+    """Another process holds the directory's lock."""
+
+
+class DirectoryLock:
+    """An exclusive ``fcntl`` lock on a file in ``directory``, held while one process owns
+    the state there (a localnet, the renter's books); a second holder is refused with
+    ``refusal`` (the kernel drops the lock when the process dies, so a crash never blocks
+    the next one)."""
+
+    def __init__(self, directory: Path, filename: str, refusal: str) -> None:
+        self.path = directory / filename
+        self._refusal = refusal
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> DirectoryLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise DirectoryLocked(self._refusal) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
 
 
 def write_text_atomic(path: Path | str, text: str, *, mode: int = 0o600) -> None:

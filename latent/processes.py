@@ -9,7 +9,6 @@ period. Children also get SIGTERM from the kernel if the supervisor itself dies.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from typing import IO
 import httpx
 
 from chain.errors import LatentError
+from chain.jsonfile import DirectoryLock
 
 __all__ = [
     "DirectoryLock",
@@ -165,38 +165,6 @@ class Supervisor:
         tb: TracebackType | None,
     ) -> None:
         self.stop_all()
-
-
-class DirectoryLock:
-    """An exclusive ``fcntl`` lock on a file in ``directory``, held while a localnet runs;
-    a second holder is refused with ``refusal`` (the kernel drops the lock when the
-    process dies, so a crashed localnet never blocks the next one)."""
-
-    def __init__(self, directory: Path, filename: str, refusal: str) -> None:
-        self.path = directory / filename
-        self._refusal = refusal
-        self._fh: IO[str] | None = None
-
-    def __enter__(self) -> DirectoryLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise ProcessFailed(self._refusal) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
 
 
 class StateDirLock(DirectoryLock):

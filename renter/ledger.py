@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chain.errors import LatentError
-from chain.jsonfile import write_json_atomic
+from chain.jsonfile import DirectoryLock, write_json_atomic
 
 LEDGER_SCHEMA = 1
 
@@ -184,6 +184,16 @@ class LedgerStore:
         self.stats_path = self.state_dir / "stats.json"
         self._log_fd: int | None = None
         self._sync_lock = threading.Lock()
+
+    def lock(self) -> DirectoryLock:
+        """Exclusive use of these books while a proxy, ``renter ask`` or ``renter close``
+        runs: two of them would sign vouchers from diverging copies of the same ledgers."""
+        return DirectoryLock(
+            self.state_dir,
+            ".lock",
+            f"another latent renter proxy, ask or close is using the books in "
+            f"{self.state_dir}; stop it or pass another --state-dir",
+        )
 
     def channel_path(self, channel_id: bytes) -> Path:
         return self.channels_dir / f"0x{channel_id.hex()}.json"

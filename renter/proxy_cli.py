@@ -234,7 +234,8 @@ async def _chain_proxy(
     config: ProxyConfig, *, w3: Any, escrow: str, token: str, metagraph: str, renter: Any
 ) -> AsyncIterator[Any]:
     """A :class:`RenterProxy` (not started) over the deployed contracts, paying from
-    ``renter``, with the HTTP client its market probes and re-checks use."""
+    ``renter``, with the HTTP client its market probes and re-checks use; it holds the
+    books' lock meanwhile."""
     import httpx
 
     from chain.escrow import EscrowClient
@@ -244,22 +245,24 @@ async def _chain_proxy(
     from renter.market import MetagraphMinerSource
     from renter.proxy import RenterProxy
 
-    funder = await asyncio.to_thread(
-        EscrowFunder,
-        EscrowClient(w3, escrow),
-        SubnetTokenClient(w3, token),
-        renter,
-        use_permit=config.channels.use_permit,
-    )
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits) as http:
-        yield RenterProxy(
-            config,
-            source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
-            funder=funder,
-            http=http,
-            store=LedgerStore(config.state_dir),
+    store = LedgerStore(config.state_dir)
+    with store.lock():
+        funder = await asyncio.to_thread(
+            EscrowFunder,
+            EscrowClient(w3, escrow),
+            SubnetTokenClient(w3, token),
+            renter,
+            use_permit=config.channels.use_permit,
         )
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=limits) as http:
+            yield RenterProxy(
+                config,
+                source=MetagraphMinerSource(MetagraphReader(w3, metagraph), http),
+                funder=funder,
+                http=http,
+                store=store,
+            )
 
 
 # ---------------------------------------------------------------------- ask
@@ -490,35 +493,36 @@ def close_proxy_channels(
     from renter.closing import close_channels
 
     store = LedgerStore(state_dir)
-    records = store.load_channels()
-    if not records:
-        print(json.dumps({"channels": []}) if json_out else f"no channels in {state_dir}")
-        return
-    chain = open_target(network, rpc_url)
-    escrow_address = chain.address("PaymentEscrow", escrow or records[0].escrow, flag="escrow")
-    renter = chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
-    funder = EscrowFunder(
-        EscrowClient(chain.w3, escrow_address),
-        SubnetTokenClient(chain.w3, records[0].token),
-        renter,
-    )
-    actions = close_channels(store, funder, idle_s=idle_for, settle=settle)
-    if json_out:
-        rows = [
-            {
-                "channel": f"0x{a.channel_id.hex()}",
-                "action": a.action,
-                "amount_wei": str(a.amount),
-                "detail": a.detail,
-            }
-            for a in actions
-        ]
-        print(json.dumps({"channels": rows}))
-        return
-    for action in actions:
-        amount = f" {format_token_amount(action.amount)}" if action.amount else ""
-        detail = f" ({action.detail})" if action.detail else ""
-        print(f"0x{action.channel_id.hex()}: {action.action}{amount}{detail}")
+    with store.lock():  # not while a proxy spends from these books
+        records = store.load_channels()
+        if not records:
+            print(json.dumps({"channels": []}) if json_out else f"no channels in {state_dir}")
+            return
+        chain = open_target(network, rpc_url)
+        escrow_address = chain.address("PaymentEscrow", escrow or records[0].escrow, flag="escrow")
+        renter = chain.account(keystore=keystore, wallet=wallet, dev_account=dev_account)
+        funder = EscrowFunder(
+            EscrowClient(chain.w3, escrow_address),
+            SubnetTokenClient(chain.w3, records[0].token),
+            renter,
+        )
+        actions = close_channels(store, funder, idle_s=idle_for, settle=settle)
+        if json_out:
+            rows = [
+                {
+                    "channel": f"0x{a.channel_id.hex()}",
+                    "action": a.action,
+                    "amount_wei": str(a.amount),
+                    "detail": a.detail,
+                }
+                for a in actions
+            ]
+            print(json.dumps({"channels": rows}))
+            return
+        for action in actions:
+            amount = f" {format_token_amount(action.amount)}" if action.amount else ""
+            detail = f" ({action.detail})" if action.detail else ""
+            print(f"0x{action.channel_id.hex()}: {action.action}{amount}{detail}")
 
 
 # ---------------------------------------------------------------------- market

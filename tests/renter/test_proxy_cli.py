@@ -17,8 +17,9 @@ from web3 import Web3
 
 from chain.node import increase_time, mine
 from chain.token import SubnetTokenClient
+from latent.proxy_harness import deploy_market
 from miner.engine import InferenceEngine
-from renter.ledger import ChannelRecord
+from renter.ledger import ChannelRecord, LedgerStore
 from renter.proxy_cli import parse_price, summarise
 
 
@@ -179,3 +180,37 @@ def test_bench_proxy_reports_overhead_and_throughput(tmp_path: Path) -> None:
     assert throughput["proxy_cpu_ms_per_request"] > 0
     assert int(report["proxy_spent_base_units"]) > 0
     assert set(report["targets"]) >= {"added_p50_met", "throughput_met"}
+
+
+def test_one_renter_command_at_a_time_spends_from_the_books(
+    w3: Web3,
+    token: SubnetTokenClient,
+    accounts: list[LocalAccount],
+    fresh_chain: Web3,
+    tmp_path: Path,
+) -> None:
+    """A second proxy (or ``renter close``) on books a running one holds is refused before
+    it signs or sends anything: two copies would sign vouchers from diverging ledgers."""
+    rpc = w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    market = deploy_market(w3, accounts[0], token=token)
+    chain = ("--rpc-url", rpc, "--dev-account", "1", "--state-dir", str(tmp_path))
+    contracts = (
+        *("--escrow", market.escrow.address, "--token", market.token.address),
+        *("--metagraph", market.graph.address),
+    )
+
+    async def main() -> None:
+        with LedgerStore(tmp_path).lock():
+            for args in (
+                ("renter", "proxy", "--port", "0", *chain, *contracts),
+                ("renter", "close", *chain),
+            ):
+                code, out, err = await latent(*args)
+                assert code == 1, (args, out, err)
+                assert err.strip().splitlines() == [
+                    f"error: another latent renter proxy, ask or close is using the books in "
+                    f"{tmp_path}; stop it or pass another --state-dir"
+                ]
+        assert not list(tmp_path.glob("channels/*")) and not (tmp_path / "receipts.jsonl").exists()
+
+    asyncio.run(main())
