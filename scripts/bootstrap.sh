@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# Everything set-up prints goes to stderr: stdout belongs to the command (`--json`).
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 PYTHON="${PYTHON:-python3}"
@@ -27,11 +28,11 @@ py_stamp=".venv/.latent-installed"
 py_want="$( (cat pyproject.toml; ls -d */__init__.py) | sha256sum | cut -c1-64)"
 if [ "$(cat "$py_stamp" 2>/dev/null || true)" != "$py_want" ]; then
     log "installing Python dependencies (first run takes a few minutes)"
-    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet --upgrade pip >&2
     if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
-        .venv/bin/python -m pip install --quiet --prefer-binary "${LATENT_TORCH_SPEC:-torch==2.13.0}"
+        .venv/bin/python -m pip install --quiet --prefer-binary "${LATENT_TORCH_SPEC:-torch==2.13.0}" >&2
     fi
-    .venv/bin/python -m pip install --quiet --prefer-binary -e ".[dev,bittensor-ref]"
+    .venv/bin/python -m pip install --quiet --prefer-binary -e ".[dev,bittensor-ref]" >&2
     echo "$py_want" > "$py_stamp"
 fi
 
@@ -39,7 +40,7 @@ npm_stamp="node_modules/.latent-installed"
 npm_want="$(cat package-lock.json | sha256sum | cut -c1-64)"
 if [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$npm_want" ]; then
     log "installing npm toolchain (solc, anvil, OpenZeppelin)"
-    npm ci --no-audit --no-fund --loglevel=error
+    npm ci --no-audit --no-fund --loglevel=error >&2
     echo "$npm_want" > "$npm_stamp"
 fi
 # Debian's chromium renders the dashboard in its headless-browser test. Installed when
